@@ -1,1 +1,37 @@
-fn main() {}
+//! `telemetry-init`: the command line of the telemetry-init project.
+//!
+//! One module per subcommand; `main` only parses arguments and dispatches.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod rules;
+
+/// Tools for services instrumented with telemetry-init.
+#[derive(Debug, Parser)]
+#[command(name = "telemetry-init", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate Prometheus/Mimir SLO recording and burn-rate alert rules from an SLO spec.
+    Rules(rules::RulesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Rules(args) => rules::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("telemetry-init: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
