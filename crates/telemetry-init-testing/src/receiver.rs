@@ -1,0 +1,467 @@
+//! [`OtlpReceiver`], its builder and its cloneable [`ReceiverHandle`].
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::model::{ReceivedLog, ReceivedMetric, ReceivedSpan, Signal, Transport};
+use crate::server::{serve_grpc, serve_http};
+use crate::store::{Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, Shared, State};
+
+/// Starting a receiver failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    /// A listener could not be bound.
+    #[error("cannot bind the OTLP {protocol} listener on {addr}: {source}")]
+    Bind {
+        /// `"gRPC"` or `"HTTP"`.
+        protocol: &'static str,
+        /// The requested address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A wait timed out before its condition held.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WaitError {
+    /// Fewer spans than wanted arrived.
+    #[error("timed out after {timeout:?} waiting for {wanted} spans: only {got} arrived")]
+    Spans {
+        /// Number of spans waited for.
+        wanted: usize,
+        /// Number of spans stored when the wait gave up.
+        got: usize,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Fewer log records than wanted arrived.
+    #[error("timed out after {timeout:?} waiting for {wanted} log records: only {got} arrived")]
+    Logs {
+        /// Number of log records waited for.
+        wanted: usize,
+        /// Number of log records stored when the wait gave up.
+        got: usize,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The metric never arrived.
+    #[error(
+        "timed out after {timeout:?} waiting for metric `{name}`: it did not arrive; metrics received: {received:?}"
+    )]
+    Metric {
+        /// The metric name waited for.
+        name: String,
+        /// Distinct names of the metrics that did arrive.
+        received: Vec<String>,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// A custom condition never held.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Condition {
+        /// What was waited for.
+        what: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+}
+
+/// Configures and starts an [`OtlpReceiver`].
+#[derive(Debug, Clone)]
+pub struct ReceiverBuilder {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    memory_budget_bytes: usize,
+}
+
+impl Default for ReceiverBuilder {
+    fn default() -> Self {
+        ReceiverBuilder {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+        }
+    }
+}
+
+impl ReceiverBuilder {
+    /// Address of the gRPC listener (default `127.0.0.1:0`, an ephemeral port).
+    pub fn grpc_addr(mut self, addr: SocketAddr) -> Self {
+        self.grpc_addr = addr;
+        self
+    }
+
+    /// Address of the HTTP listener (default `127.0.0.1:0`, an ephemeral port).
+    pub fn http_addr(mut self, addr: SocketAddr) -> Self {
+        self.http_addr = addr;
+        self
+    }
+
+    /// Memory budget in bytes of decoded protobuf (default 256 MiB). When
+    /// stored telemetry exceeds it, the oldest items (of any signal) are
+    /// evicted and counted in [`ReceiverStats`].
+    pub fn memory_budget_bytes(mut self, bytes: usize) -> Self {
+        self.memory_budget_bytes = bytes;
+        self
+    }
+
+    /// Binds both listeners and spawns the servers on the current tokio runtime.
+    pub async fn start(self) -> Result<OtlpReceiver, ReceiverError> {
+        let grpc =
+            TcpListener::bind(self.grpc_addr)
+                .await
+                .map_err(|source| ReceiverError::Bind {
+                    protocol: "gRPC",
+                    addr: self.grpc_addr,
+                    source,
+                })?;
+        let http =
+            TcpListener::bind(self.http_addr)
+                .await
+                .map_err(|source| ReceiverError::Bind {
+                    protocol: "HTTP",
+                    addr: self.http_addr,
+                    source,
+                })?;
+        let grpc_addr = grpc.local_addr().map_err(|source| ReceiverError::Bind {
+            protocol: "gRPC",
+            addr: self.grpc_addr,
+            source,
+        })?;
+        let http_addr = http.local_addr().map_err(|source| ReceiverError::Bind {
+            protocol: "HTTP",
+            addr: self.http_addr,
+            source,
+        })?;
+        let shared = Arc::new(Shared::new(self.memory_budget_bytes));
+        let tasks = vec![
+            tokio::spawn(serve_grpc(shared.clone(), grpc)),
+            tokio::spawn(serve_http(shared.clone(), http)),
+        ];
+        Ok(OtlpReceiver {
+            handle: ReceiverHandle { shared },
+            grpc_addr,
+            http_addr,
+            tasks,
+        })
+    }
+}
+
+/// An in-process OTLP receiver: a gRPC and an HTTP listener on loopback that
+/// store what they receive.
+///
+/// Reading, waiting and fault-injection methods live on [`ReceiverHandle`]
+/// (reached through `Deref`, or cloned out with [`OtlpReceiver::handle`]).
+/// Dropping the receiver (or calling [`OtlpReceiver::shutdown`]) stops its
+/// servers; handles then still read what was stored.
+#[derive(Debug)]
+pub struct OtlpReceiver {
+    handle: ReceiverHandle,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl OtlpReceiver {
+    /// Starts a receiver on two ephemeral loopback ports with default settings.
+    pub async fn start() -> Result<OtlpReceiver, ReceiverError> {
+        ReceiverBuilder::default().start().await
+    }
+
+    /// Starts a receiver on the given addresses (port 0 picks a free port).
+    pub async fn start_on(
+        grpc_addr: SocketAddr,
+        http_addr: SocketAddr,
+    ) -> Result<OtlpReceiver, ReceiverError> {
+        ReceiverBuilder::default()
+            .grpc_addr(grpc_addr)
+            .http_addr(http_addr)
+            .start()
+            .await
+    }
+
+    /// A builder, for a memory budget or fixed addresses.
+    pub fn builder() -> ReceiverBuilder {
+        ReceiverBuilder::default()
+    }
+
+    /// The gRPC endpoint, e.g. `http://127.0.0.1:4317`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// The HTTP base endpoint, e.g. `http://127.0.0.1:4318` (append `/v1/traces` etc.).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// A cloneable handle to the stored telemetry and the behavior switch.
+    pub fn handle(&self) -> ReceiverHandle {
+        self.handle.clone()
+    }
+
+    /// Stops both servers: hung requests are answered `UNAVAILABLE`/503, open
+    /// connections are closed, and the tasks are aborted if they have not
+    /// finished within a second.
+    pub async fn shutdown(mut self) {
+        self.handle.shared.shutdown.send_replace(true);
+        for mut task in std::mem::take(&mut self.tasks) {
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Deref for OtlpReceiver {
+    type Target = ReceiverHandle;
+
+    fn deref(&self) -> &ReceiverHandle {
+        &self.handle
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.handle.shared.shutdown.send_replace(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A cheap, cloneable handle on a receiver's stored telemetry, counters and
+/// behavior. Methods are callable from any thread; the `wait_for_*` ones
+/// need a tokio runtime (for their timers).
+#[derive(Clone)]
+pub struct ReceiverHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ReceiverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl ReceiverHandle {
+    /// Every stored span, in arrival order.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.shared
+            .lock()
+            .spans
+            .iter()
+            .map(|s| s.item.clone())
+            .collect()
+    }
+
+    /// Every stored log record, in arrival order.
+    pub fn logs(&self) -> Vec<ReceivedLog> {
+        self.shared
+            .lock()
+            .logs
+            .iter()
+            .map(|s| s.item.clone())
+            .collect()
+    }
+
+    /// Every stored metric (one entry per metric per export), in arrival order.
+    pub fn metrics(&self) -> Vec<ReceivedMetric> {
+        self.shared
+            .lock()
+            .metrics
+            .iter()
+            .map(|s| s.item.clone())
+            .collect()
+    }
+
+    /// The most recently received metric with this name.
+    pub fn latest_metric(&self, name: &str) -> Option<ReceivedMetric> {
+        latest_metric(&self.shared.lock(), name)
+    }
+
+    /// Drops all stored telemetry (counters are kept).
+    pub fn clear(&self) {
+        self.shared.clear();
+    }
+
+    /// Sets how export requests are answered from now on. Requests hung by
+    /// [`Behavior::Hang`] are released and handled under the new behavior.
+    pub fn set_behavior(&self, behavior: Behavior) {
+        self.shared.behavior.send_replace(behavior);
+    }
+
+    /// The current behavior.
+    pub fn behavior(&self) -> Behavior {
+        *self.shared.behavior.borrow()
+    }
+
+    /// Number of export requests received on this transport for this signal,
+    /// whatever the behavior (malformed HTTP requests are not counted).
+    pub fn export_requests(&self, transport: Transport, signal: Signal) -> u64 {
+        self.shared.requests(transport, signal)
+    }
+
+    /// Number of export requests that arrived while `behavior` was in effect.
+    pub fn requests_in_mode(&self, behavior: Behavior) -> u64 {
+        self.shared.requests_in_mode(behavior)
+    }
+
+    /// All counters.
+    pub fn stats(&self) -> ReceiverStats {
+        self.shared.stats()
+    }
+
+    /// Waits until at least `n` spans are stored, then returns all stored spans.
+    pub async fn wait_for_spans(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedSpan>, WaitError> {
+        self.wait(timeout, |sh| {
+            let st = sh.lock();
+            (st.spans.len() >= n).then(|| st.spans.iter().map(|s| s.item.clone()).collect())
+        })
+        .await
+        .map_err(|()| WaitError::Spans {
+            wanted: n,
+            got: self.shared.lock().spans.len(),
+            timeout,
+        })
+    }
+
+    /// Waits until at least `n` log records are stored, then returns them all.
+    pub async fn wait_for_logs(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedLog>, WaitError> {
+        self.wait(timeout, |sh| {
+            let st = sh.lock();
+            (st.logs.len() >= n).then(|| st.logs.iter().map(|s| s.item.clone()).collect())
+        })
+        .await
+        .map_err(|()| WaitError::Logs {
+            wanted: n,
+            got: self.shared.lock().logs.len(),
+            timeout,
+        })
+    }
+
+    /// Waits until a metric named `name` is stored, then returns the latest one.
+    pub async fn wait_for_metric(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<ReceivedMetric, WaitError> {
+        self.wait(timeout, |sh| latest_metric(&sh.lock(), name))
+            .await
+            .map_err(|()| {
+                let mut received: Vec<String> = self
+                    .shared
+                    .lock()
+                    .metrics
+                    .iter()
+                    .map(|m| m.item.name.clone())
+                    .collect();
+                received.sort();
+                received.dedup();
+                WaitError::Metric {
+                    name: name.to_owned(),
+                    received,
+                    timeout,
+                }
+            })
+    }
+
+    /// Waits until `condition` holds for the counters (e.g. a request was
+    /// hung), then returns them. `what` describes the condition in the error.
+    pub async fn wait_for_stats(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&ReceiverStats) -> bool,
+    ) -> Result<ReceiverStats, WaitError> {
+        self.wait(timeout, |sh| {
+            let stats = sh.stats();
+            condition(&stats).then_some(stats)
+        })
+        .await
+        .map_err(|()| WaitError::Condition {
+            what: what.to_owned(),
+            timeout,
+        })
+    }
+
+    /// Waits (without polling: woken on every change) until `check` returns `Some`.
+    async fn wait<R>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Shared) -> Option<R>,
+    ) -> Result<R, ()> {
+        let mut rx = self.shared.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            rx.borrow_and_update();
+            if let Some(r) = check(&self.shared) {
+                return Ok(r);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return check(&self.shared).ok_or(()),
+            }
+        }
+    }
+
+    /// A JSON snapshot for a debug endpoint; see [`crate::snapshot`].
+    pub fn snapshot_json(&self) -> serde_json::Value {
+        self.snapshot_json_with_limit(crate::snapshot::DEFAULT_MAX_TRACES)
+    }
+
+    /// Like [`ReceiverHandle::snapshot_json`], with at most `max_traces` traces.
+    pub fn snapshot_json_with_limit(&self, max_traces: usize) -> serde_json::Value {
+        let stats = self.stats();
+        let (spans, logs, metrics) = {
+            let st = self.shared.lock();
+            (
+                st.spans.iter().map(|s| s.item.clone()).collect::<Vec<_>>(),
+                st.logs.iter().map(|s| s.item.clone()).collect::<Vec<_>>(),
+                st.metrics
+                    .iter()
+                    .map(|s| s.item.clone())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        crate::snapshot::snapshot(&spans, &logs, &metrics, &stats, max_traces)
+    }
+}
+
+fn latest_metric(st: &State, name: &str) -> Option<ReceivedMetric> {
+    st.metrics
+        .iter()
+        .rev()
+        .find(|m| m.item.name == name)
+        .map(|m| m.item.clone())
+}

@@ -1,0 +1,299 @@
+//! Memory-bounded storage shared by the servers and the receiver handle.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::model::{ReceivedLog, ReceivedMetric, ReceivedSpan, Signal, Transport};
+
+/// Default memory budget: 256 MiB of decoded protobuf.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 256 * 1024 * 1024;
+
+/// How the receiver answers export requests; see
+/// [`ReceiverHandle::set_behavior`](crate::ReceiverHandle::set_behavior).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behavior {
+    /// Store the telemetry and answer success at once (the default).
+    #[default]
+    Accept,
+    /// Store nothing and answer gRPC `UNAVAILABLE` / HTTP `503 Service Unavailable`.
+    Unavailable,
+    /// Read the request, then never answer until the behavior changes (the
+    /// request is then handled under the new behavior) or the receiver shuts
+    /// down (it is then answered `UNAVAILABLE` / `503`).
+    Hang,
+}
+
+impl Behavior {
+    fn index(self) -> usize {
+        match self {
+            Behavior::Accept => 0,
+            Behavior::Unavailable => 1,
+            Behavior::Hang => 2,
+        }
+    }
+}
+
+fn t_index(t: Transport) -> usize {
+    match t {
+        Transport::Grpc => 0,
+        Transport::HttpProtobuf => 1,
+        Transport::HttpJson => 2,
+    }
+}
+
+fn s_index(s: Signal) -> usize {
+    match s {
+        Signal::Traces => 0,
+        Signal::Logs => 1,
+        Signal::Metrics => 2,
+    }
+}
+
+/// Counters of a receiver, see [`ReceiverHandle::stats`](crate::ReceiverHandle::stats).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiverStats {
+    /// Export requests received, per transport and signal (only non-zero
+    /// entries), whatever the behavior was.
+    pub requests: Vec<RequestCount>,
+    /// Requests that arrived under [`Behavior::Accept`].
+    pub accepted_requests: u64,
+    /// Requests that arrived under [`Behavior::Unavailable`].
+    pub unavailable_requests: u64,
+    /// Requests that arrived under [`Behavior::Hang`].
+    pub hung_requests: u64,
+    /// HTTP requests rejected as malformed (bad body, encoding or content type).
+    pub rejected_requests: u64,
+    /// Spans currently stored.
+    pub stored_spans: usize,
+    /// Log records currently stored.
+    pub stored_logs: usize,
+    /// Metrics currently stored.
+    pub stored_metrics: usize,
+    /// Decoded protobuf bytes currently stored.
+    pub stored_bytes: usize,
+    /// The memory budget in bytes.
+    pub memory_budget_bytes: usize,
+    /// Spans evicted to stay within the memory budget.
+    pub evicted_spans: u64,
+    /// Log records evicted to stay within the memory budget.
+    pub evicted_logs: u64,
+    /// Metrics evicted to stay within the memory budget.
+    pub evicted_metrics: u64,
+}
+
+/// Number of export requests for one transport and signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestCount {
+    /// Transport.
+    pub transport: Transport,
+    /// Signal.
+    pub signal: Signal,
+    /// Requests received.
+    pub count: u64,
+}
+
+pub(crate) struct Stored<T> {
+    pub(crate) seq: u64,
+    pub(crate) size: usize,
+    pub(crate) item: T,
+}
+
+pub(crate) struct State {
+    pub(crate) spans: VecDeque<Stored<ReceivedSpan>>,
+    pub(crate) logs: VecDeque<Stored<ReceivedLog>>,
+    pub(crate) metrics: VecDeque<Stored<ReceivedMetric>>,
+    seq: u64,
+    bytes: usize,
+    budget: usize,
+    evicted: [u64; 3],
+    requests: [[u64; 3]; 3],
+    by_behavior: [u64; 3],
+    rejected: u64,
+}
+
+impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn evict(&mut self) {
+        while self.bytes > self.budget {
+            let fronts = [
+                self.spans.front().map(|s| s.seq),
+                self.logs.front().map(|s| s.seq),
+                self.metrics.front().map(|s| s.seq),
+            ];
+            let Some((idx, _)) = fronts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.map(|s| (i, s)))
+                .min_by_key(|(_, s)| *s)
+            else {
+                break;
+            };
+            let size = match idx {
+                0 => self.spans.pop_front().map(|s| s.size),
+                1 => self.logs.pop_front().map(|s| s.size),
+                _ => self.metrics.pop_front().map(|s| s.size),
+            }
+            .unwrap_or(0);
+            self.bytes -= size;
+            self.evicted[idx] += 1;
+        }
+    }
+}
+
+/// State shared by the servers and every handle.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Bumped after every change of the stored data.
+    generation: watch::Sender<u64>,
+    pub(crate) behavior: watch::Sender<Behavior>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(budget: usize) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                spans: VecDeque::new(),
+                logs: VecDeque::new(),
+                metrics: VecDeque::new(),
+                seq: 0,
+                bytes: 0,
+                budget,
+                evicted: [0; 3],
+                requests: [[0; 3]; 3],
+                by_behavior: [0; 3],
+                rejected: 0,
+            }),
+            generation: watch::Sender::new(0),
+            behavior: watch::Sender::new(Behavior::Accept),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state inconsistent
+        // in a way that matters for a test receiver: keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    pub(crate) fn count_request(&self, transport: Transport, signal: Signal) {
+        self.lock().requests[t_index(transport)][s_index(signal)] += 1;
+        self.bump();
+    }
+
+    pub(crate) fn count_behavior(&self, behavior: Behavior) {
+        self.lock().by_behavior[behavior.index()] += 1;
+        self.bump();
+    }
+
+    pub(crate) fn count_rejected(&self) {
+        self.lock().rejected += 1;
+        self.bump();
+    }
+
+    pub(crate) fn store_spans(&self, items: Vec<(ReceivedSpan, usize)>) {
+        {
+            let mut st = self.lock();
+            for (item, size) in items {
+                let seq = st.next_seq();
+                st.bytes += size;
+                st.spans.push_back(Stored { seq, size, item });
+            }
+            st.evict();
+        }
+        self.bump();
+    }
+
+    pub(crate) fn store_logs(&self, items: Vec<(ReceivedLog, usize)>) {
+        {
+            let mut st = self.lock();
+            for (item, size) in items {
+                let seq = st.next_seq();
+                st.bytes += size;
+                st.logs.push_back(Stored { seq, size, item });
+            }
+            st.evict();
+        }
+        self.bump();
+    }
+
+    pub(crate) fn store_metrics(&self, items: Vec<(ReceivedMetric, usize)>) {
+        {
+            let mut st = self.lock();
+            for (item, size) in items {
+                let seq = st.next_seq();
+                st.bytes += size;
+                st.metrics.push_back(Stored { seq, size, item });
+            }
+            st.evict();
+        }
+        self.bump();
+    }
+
+    pub(crate) fn clear(&self) {
+        {
+            let mut st = self.lock();
+            st.spans.clear();
+            st.logs.clear();
+            st.metrics.clear();
+            st.bytes = 0;
+        }
+        self.bump();
+    }
+
+    pub(crate) fn requests(&self, transport: Transport, signal: Signal) -> u64 {
+        self.lock().requests[t_index(transport)][s_index(signal)]
+    }
+
+    pub(crate) fn requests_in_mode(&self, behavior: Behavior) -> u64 {
+        self.lock().by_behavior[behavior.index()]
+    }
+
+    pub(crate) fn stats(&self) -> ReceiverStats {
+        let st = self.lock();
+        let mut requests = Vec::new();
+        for t in Transport::ALL {
+            for s in Signal::ALL {
+                let count = st.requests[t_index(t)][s_index(s)];
+                if count > 0 {
+                    requests.push(RequestCount {
+                        transport: t,
+                        signal: s,
+                        count,
+                    });
+                }
+            }
+        }
+        ReceiverStats {
+            requests,
+            accepted_requests: st.by_behavior[0],
+            unavailable_requests: st.by_behavior[1],
+            hung_requests: st.by_behavior[2],
+            rejected_requests: st.rejected,
+            stored_spans: st.spans.len(),
+            stored_logs: st.logs.len(),
+            stored_metrics: st.metrics.len(),
+            stored_bytes: st.bytes,
+            memory_budget_bytes: st.budget,
+            evicted_spans: st.evicted[0],
+            evicted_logs: st.evicted[1],
+            evicted_metrics: st.evicted[2],
+        }
+    }
+}
