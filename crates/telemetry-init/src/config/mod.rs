@@ -1,0 +1,636 @@
+//! Configuration: the builder for code, the environment for operators.
+//!
+//! **Precedence:** an environment variable always wins over the same setting
+//! made in code, and code wins over the built-in default. Operators can
+//! therefore change any deployed service's telemetry without a rebuild, and
+//! the OTLP exporters (which read `OTEL_EXPORTER_OTLP_*` themselves) can
+//! never disagree with what the start-up line reports.
+
+pub(crate) mod env;
+mod otlp;
+mod sampler;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use otlp::{Compression, OtlpSettings, Protocol, Signal};
+pub use sampler::SamplerSetting;
+
+use crate::Error;
+use env::{Env, parse_name_list};
+use otlp::OtlpDefaults;
+
+/// Where one signal goes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ExporterSetting {
+    /// Exported over OTLP.
+    Otlp(OtlpSettings),
+    /// Printed to stderr (`OTEL_*_EXPORTER=console`), for local debugging.
+    Console,
+    /// Not exported, with the reason shown in the start-up line.
+    Off(String),
+}
+
+impl ExporterSetting {
+    /// Whether anything is exported for this signal.
+    pub fn is_on(&self) -> bool {
+        !matches!(self, ExporterSetting::Off(_))
+    }
+}
+
+/// A context propagation format named in `OTEL_PROPAGATORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagator {
+    /// W3C Trace Context (`traceparent`, `tracestate`).
+    TraceContext,
+    /// W3C Baggage (`baggage`).
+    Baggage,
+}
+
+/// Batch processor settings (`OTEL_BSP_*` for spans, `OTEL_BLRP_*` for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Most items waiting for export; beyond it new items are dropped and counted.
+    pub max_queue_size: usize,
+    /// Most items in one export request.
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is sent.
+    pub schedule_delay: Duration,
+    /// Longest time one export may take, retries included.
+    pub export_timeout: Duration,
+}
+
+impl BatchSettings {
+    const SPANS: Self = Self {
+        max_queue_size: 2048,
+        max_export_batch_size: 512,
+        schedule_delay: Duration::from_millis(5000),
+        export_timeout: Duration::from_millis(30000),
+    };
+    const LOGS: Self = Self {
+        max_queue_size: 2048,
+        max_export_batch_size: 512,
+        schedule_delay: Duration::from_millis(1000),
+        export_timeout: Duration::from_millis(30000),
+    };
+}
+
+/// Span limits (`OTEL_SPAN_*_COUNT_LIMIT`, `OTEL_ATTRIBUTE_COUNT_LIMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Most attributes per span.
+    pub attributes: u32,
+    /// Most events per span.
+    pub events: u32,
+    /// Most links per span.
+    pub links: u32,
+}
+
+/// The fully resolved configuration `install()` acts on.
+///
+/// Build it with [`Builder::resolve`] to inspect what would be installed.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// `OTEL_SDK_DISABLED=true`: logs still go to stdout, nothing is exported.
+    pub sdk_disabled: bool,
+    /// `service.name`.
+    pub service_name: String,
+    /// `service.version`, if known.
+    pub service_version: Option<String>,
+    /// `deployment.environment.name`, if known.
+    pub environment: Option<String>,
+    /// Extra resource attributes (code first, then `OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource_attributes: Vec<(String, String)>,
+    /// Span export.
+    pub traces: ExporterSetting,
+    /// Log record export.
+    pub logs: ExporterSetting,
+    /// Metric push.
+    pub metrics: ExporterSetting,
+    /// The trace sampler.
+    pub sampler: SamplerSetting,
+    /// The propagation formats, in order.
+    pub propagators: Vec<Propagator>,
+    /// Span batching.
+    pub span_batch: BatchSettings,
+    /// Log record batching.
+    pub log_batch: BatchSettings,
+    /// Span limits.
+    pub span_limits: SpanLimits,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`.
+    pub metric_export_interval: Duration,
+    /// `RUST_LOG`: what is printed on stdout.
+    pub stdout_filter: String,
+    /// `TELEMETRY_EXPORT_FILTER`: what is exported as spans and log records.
+    pub export_filter: String,
+    /// `TELEMETRY_PROMETHEUS_ADDR`: an optional standalone `/metrics` listener.
+    pub prometheus_addr: Option<SocketAddr>,
+    /// `TELEMETRY_SHUTDOWN_TIMEOUT`: what `Drop` of the guard waits at most.
+    pub shutdown_timeout: Duration,
+    /// Whether stdout gets JSON lines (`TELEMETRY_LOG_FORMAT=json`, the default)
+    /// or human-readable text (`text`).
+    pub log_format: LogFormat,
+}
+
+/// The stdout log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// tracing-subscriber's human-readable format.
+    Text,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Headers may carry credentials: Debug never prints their values.
+        f.debug_struct("Config")
+            .field("service_name", &self.service_name)
+            .field("sdk_disabled", &self.sdk_disabled)
+            .field("traces", &ExporterSummary(&self.traces))
+            .field("logs", &ExporterSummary(&self.logs))
+            .field("metrics", &ExporterSummary(&self.metrics))
+            .field("sampler", &self.sampler)
+            .field("propagators", &self.propagators)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One signal's exporter, described without header values.
+pub(crate) struct ExporterSummary<'a>(pub(crate) &'a ExporterSetting);
+
+impl fmt::Debug for ExporterSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ExporterSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ExporterSetting::Otlp(s) => {
+                write!(f, "otlp {} {}", s.protocol.as_str(), s.endpoint)
+            }
+            ExporterSetting::Console => f.write_str("console"),
+            ExporterSetting::Off(why) => write!(f, "off ({why})"),
+        }
+    }
+}
+
+type Lookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Code configuration for [`install`](crate::install); start from
+/// [`builder()`](crate::builder).
+///
+/// Every setting here is a default that the matching environment variable
+/// overrides (see the [module docs](self)).
+///
+/// ```no_run
+/// # fn main() -> Result<(), telemetry_init::Error> {
+/// let _telemetry = telemetry_init::builder()
+///     .service_name("checkout")
+///     .service_version(env!("CARGO_PKG_VERSION"))
+///     .resource_attribute("team", "payments")
+///     .install()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+#[must_use]
+pub struct Builder {
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) resource_attributes: Vec<(String, String)>,
+    pub(crate) otlp: OtlpDefaults,
+    pub(crate) stdout_filter: Option<String>,
+    pub(crate) export_filter: Option<String>,
+    pub(crate) sampler: Option<SamplerSetting>,
+    pub(crate) span_batch: Option<BatchSettings>,
+    pub(crate) log_batch: Option<BatchSettings>,
+    pub(crate) prometheus_addr: Option<SocketAddr>,
+    pub(crate) shutdown_timeout: Option<Duration>,
+    pub(crate) disabled_signals: Vec<Signal>,
+    pub(crate) log_format: Option<LogFormat>,
+    pub(crate) lookup: Option<Lookup>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("service_name", &self.service_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// `service.name` (overridden by `OTEL_SERVICE_NAME`).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// `service.version`, e.g. `env!("CARGO_PKG_VERSION")`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// `deployment.environment.name`, e.g. `production`.
+    pub fn environment(mut self, env: impl Into<String>) -> Self {
+        self.environment = Some(env.into());
+        self
+    }
+
+    /// Adds a resource attribute (`OTEL_RESOURCE_ATTRIBUTES` wins on conflict).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource_attributes.push((key.into(), value.into()));
+        self
+    }
+
+    /// The OTLP base endpoint for all signals (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub fn otlp_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.otlp.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The OTLP protocol for all signals (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    pub fn otlp_protocol(mut self, protocol: Protocol) -> Self {
+        self.otlp.protocol = Some(protocol);
+        self
+    }
+
+    /// Adds an OTLP request header (`OTEL_EXPORTER_OTLP_HEADERS`).
+    pub fn otlp_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.otlp.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// The stdout filter in `EnvFilter` syntax (`RUST_LOG` wins).
+    pub fn stdout_filter(mut self, directives: impl Into<String>) -> Self {
+        self.stdout_filter = Some(directives.into());
+        self
+    }
+
+    /// The export filter in `EnvFilter` syntax (`TELEMETRY_EXPORT_FILTER` wins).
+    pub fn export_filter(mut self, directives: impl Into<String>) -> Self {
+        self.export_filter = Some(directives.into());
+        self
+    }
+
+    /// The trace sampler (`OTEL_TRACES_SAMPLER` wins).
+    pub fn sampler(mut self, sampler: SamplerSetting) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Span batching (`OTEL_BSP_*` win, field by field).
+    pub fn span_batch(mut self, settings: BatchSettings) -> Self {
+        self.span_batch = Some(settings);
+        self
+    }
+
+    /// Log record batching (`OTEL_BLRP_*` win, field by field).
+    pub fn log_batch(mut self, settings: BatchSettings) -> Self {
+        self.log_batch = Some(settings);
+        self
+    }
+
+    /// Serves `/metrics` on its own listener (`TELEMETRY_PROMETHEUS_ADDR` wins).
+    pub fn prometheus_addr(mut self, addr: SocketAddr) -> Self {
+        self.prometheus_addr = Some(addr);
+        self
+    }
+
+    /// How long dropping the guard may wait for the final flush (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Turns one signal's export off (as `OTEL_{SIGNAL}_EXPORTER=none` does).
+    pub fn disable(mut self, signal: Signal) -> Self {
+        self.disabled_signals.push(signal);
+        self
+    }
+
+    /// The stdout line format (`TELEMETRY_LOG_FORMAT` wins).
+    pub fn log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = Some(format);
+        self
+    }
+
+    /// Reads configuration variables through `lookup` instead of the process
+    /// environment. Meant for tests; note that the OTLP exporters still read
+    /// `OTEL_EXPORTER_OTLP_*` from the real environment.
+    pub fn env_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Resolves code settings and the environment into the [`Config`] that
+    /// [`install`](Self::install) would act on, validating every value.
+    pub fn resolve(&self) -> Result<Config, Error> {
+        let process_env = |k: &str| std::env::var(k).ok();
+        let lookup: &dyn Fn(&str) -> Option<String> = match &self.lookup {
+            Some(l) => l.as_ref(),
+            None => &process_env,
+        };
+        resolve(self, &Env::new(lookup))
+    }
+
+    /// Installs telemetry with these settings; see [`crate::install`].
+    pub fn install(self) -> Result<crate::TelemetryGuard, Error> {
+        let config = self.resolve()?;
+        crate::install::install_config(config)
+    }
+}
+
+fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
+    let sdk_disabled = env.bool("OTEL_SDK_DISABLED")?.unwrap_or(false);
+
+    let mut resource_attributes = b.resource_attributes.clone();
+    if let Some(v) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        for (k, v) in env::parse_kv_list("OTEL_RESOURCE_ATTRIBUTES", &v)? {
+            resource_attributes.retain(|(existing, _)| existing != &k);
+            resource_attributes.push((k, v));
+        }
+    }
+    let take_attr = |attrs: &mut Vec<(String, String)>, key: &str| {
+        let pos = attrs.iter().position(|(k, _)| k == key)?;
+        Some(attrs.remove(pos).1)
+    };
+    let attr_service_name = take_attr(&mut resource_attributes, "service.name");
+    let attr_version = take_attr(&mut resource_attributes, "service.version");
+    let attr_environment = take_attr(&mut resource_attributes, "deployment.environment.name")
+        .or_else(|| take_attr(&mut resource_attributes, "deployment.environment"));
+
+    let service_name = env
+        .get("OTEL_SERVICE_NAME")
+        .or(attr_service_name)
+        .or_else(|| b.service_name.clone())
+        .unwrap_or_else(executable_name);
+    let service_version = attr_version.or_else(|| b.service_version.clone());
+    let environment = attr_environment.or_else(|| b.environment.clone());
+
+    let sampler = match env.get("OTEL_TRACES_SAMPLER") {
+        Some(name) => SamplerSetting::parse(&name, env.get("OTEL_TRACES_SAMPLER_ARG"))?,
+        None => match (&b.sampler, env.get("OTEL_TRACES_SAMPLER_ARG")) {
+            (Some(s), _) => s.clone(),
+            // An argument without a sampler name is a configuration mistake
+            // worth reporting rather than ignoring.
+            (None, Some(arg)) => SamplerSetting::parse("parentbased_traceidratio", Some(arg))?,
+            (None, None) => SamplerSetting::ParentBasedAlwaysOn,
+        },
+    };
+
+    let propagators = match env.get("OTEL_PROPAGATORS") {
+        None => vec![Propagator::TraceContext, Propagator::Baggage],
+        Some(v) => parse_propagators(&v)?,
+    };
+
+    let traces = exporter(env, b, Signal::Traces, sdk_disabled)?;
+    let logs = exporter(env, b, Signal::Logs, sdk_disabled)?;
+    let metrics = exporter(env, b, Signal::Metrics, sdk_disabled)?;
+
+    let span_batch = batch(
+        env,
+        "OTEL_BSP",
+        b.span_batch.unwrap_or(BatchSettings::SPANS),
+    )?;
+    let log_batch = batch(env, "OTEL_BLRP", b.log_batch.unwrap_or(BatchSettings::LOGS))?;
+
+    let attribute_limit = env.count("OTEL_ATTRIBUTE_COUNT_LIMIT")?;
+    let limit = |var: &str, fallback: usize| -> Result<u32, Error> {
+        let n = env.count(var)?.or(attribute_limit).unwrap_or(fallback);
+        u32::try_from(n).map_err(|_| {
+            Error::invalid_env(
+                var,
+                &n.to_string(),
+                "too large",
+                "an integer up to 4294967295",
+            )
+        })
+    };
+    let span_limits = SpanLimits {
+        attributes: limit("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", 128)?,
+        events: u32::try_from(env.count("OTEL_SPAN_EVENT_COUNT_LIMIT")?.unwrap_or(128))
+            .unwrap_or(u32::MAX),
+        links: u32::try_from(env.count("OTEL_SPAN_LINK_COUNT_LIMIT")?.unwrap_or(128))
+            .unwrap_or(u32::MAX),
+    };
+
+    let metric_export_interval = env
+        .millis("OTEL_METRIC_EXPORT_INTERVAL")?
+        .unwrap_or(Duration::from_secs(60));
+    if metric_export_interval.is_zero() {
+        return Err(Error::invalid_env(
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "0",
+            "must be positive",
+            "milliseconds >= 1, e.g. 60000",
+        ));
+    }
+
+    let stdout_filter = env
+        .get("RUST_LOG")
+        .or_else(|| b.stdout_filter.clone())
+        .unwrap_or_else(|| "info".to_string());
+    let export_filter = env
+        .get("TELEMETRY_EXPORT_FILTER")
+        .or_else(|| b.export_filter.clone())
+        .unwrap_or_else(|| "info".to_string());
+    for (var, directives) in [
+        ("RUST_LOG", &stdout_filter),
+        ("TELEMETRY_EXPORT_FILTER", &export_filter),
+    ] {
+        tracing_subscriber::EnvFilter::builder()
+            .parse(directives)
+            .map_err(|e| {
+                Error::invalid_env(
+                    var,
+                    directives,
+                    e,
+                    "EnvFilter directives, e.g. info,my_crate=debug",
+                )
+            })?;
+    }
+
+    let prometheus_addr = match env.get("TELEMETRY_PROMETHEUS_ADDR") {
+        Some(v) => Some(v.parse().map_err(|_| {
+            Error::invalid_env(
+                "TELEMETRY_PROMETHEUS_ADDR",
+                &v,
+                "not a socket address",
+                "ip:port, e.g. 0.0.0.0:9464",
+            )
+        })?),
+        None => b.prometheus_addr,
+    };
+
+    let shutdown_timeout = env
+        .millis("TELEMETRY_SHUTDOWN_TIMEOUT")?
+        .or(b.shutdown_timeout)
+        .unwrap_or(Duration::from_secs(5));
+
+    let log_format = match env.get("TELEMETRY_LOG_FORMAT") {
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            _ => {
+                return Err(Error::invalid_env(
+                    "TELEMETRY_LOG_FORMAT",
+                    &v,
+                    "unknown format",
+                    "json, text",
+                ));
+            }
+        },
+        None => b.log_format.unwrap_or(LogFormat::Json),
+    };
+
+    Ok(Config {
+        sdk_disabled,
+        service_name,
+        service_version,
+        environment,
+        resource_attributes,
+        traces,
+        logs,
+        metrics,
+        sampler,
+        propagators,
+        span_batch,
+        log_batch,
+        span_limits,
+        metric_export_interval,
+        stdout_filter,
+        export_filter,
+        prometheus_addr,
+        shutdown_timeout,
+        log_format,
+    })
+}
+
+fn exporter(
+    env: &Env<'_>,
+    b: &Builder,
+    signal: Signal,
+    sdk_disabled: bool,
+) -> Result<ExporterSetting, Error> {
+    let var = format!("OTEL_{}_EXPORTER", signal.as_str().to_ascii_uppercase());
+    let names = env.get(&var).map(|v| (parse_name_list(&v), v));
+    // Validate first, so a typo is reported even when the SDK is disabled.
+    let mut choice = None;
+    if let Some((names, raw)) = &names {
+        let accepted = if signal == Signal::Metrics {
+            "otlp, prometheus, console, none"
+        } else {
+            "otlp, console, none"
+        };
+        for name in names {
+            match name.as_str() {
+                "otlp" | "console" | "none" => {}
+                // The Prometheus exposition is always served in-process; the
+                // name is accepted so the standard value does not fail start-up.
+                "prometheus" if signal == Signal::Metrics => {}
+                _ => {
+                    return Err(Error::invalid_env(
+                        &var,
+                        raw,
+                        format!("unknown exporter {name:?}"),
+                        accepted,
+                    ));
+                }
+            }
+        }
+        choice = Some(names.clone());
+    }
+    let otlp = otlp::resolve(env, signal, &b.otlp)?;
+    if sdk_disabled {
+        return Ok(ExporterSetting::Off("OTEL_SDK_DISABLED=true".into()));
+    }
+    if b.disabled_signals.contains(&signal) {
+        return Ok(ExporterSetting::Off("disabled in code".into()));
+    }
+    let names = choice.unwrap_or_else(|| vec!["otlp".to_string()]);
+    if names.iter().any(|n| n == "none") || names.is_empty() {
+        return Ok(ExporterSetting::Off(format!("{var}=none")));
+    }
+    if names.iter().any(|n| n == "otlp") {
+        return Ok(match otlp {
+            Some(settings) => ExporterSetting::Otlp(settings),
+            None if names.iter().any(|n| n == "console") => ExporterSetting::Console,
+            None => ExporterSetting::Off(
+                "no OTLP endpoint configured (set OTEL_EXPORTER_OTLP_ENDPOINT)".into(),
+            ),
+        });
+    }
+    if names.iter().any(|n| n == "console") {
+        return Ok(ExporterSetting::Console);
+    }
+    Ok(ExporterSetting::Off(format!(
+        "{var}=prometheus (scrape only)"
+    )))
+}
+
+fn batch(env: &Env<'_>, prefix: &str, base: BatchSettings) -> Result<BatchSettings, Error> {
+    let mut s = base;
+    if let Some(n) = env.count(&format!("{prefix}_MAX_QUEUE_SIZE"))? {
+        s.max_queue_size = n;
+    }
+    if let Some(n) = env.count(&format!("{prefix}_MAX_EXPORT_BATCH_SIZE"))? {
+        s.max_export_batch_size = n;
+    }
+    if let Some(d) = env.millis(&format!("{prefix}_SCHEDULE_DELAY"))? {
+        s.schedule_delay = d;
+    }
+    if let Some(d) = env.millis(&format!("{prefix}_EXPORT_TIMEOUT"))? {
+        s.export_timeout = d;
+    }
+    // The spec: a batch larger than the queue is clamped to the queue.
+    s.max_export_batch_size = s.max_export_batch_size.min(s.max_queue_size);
+    Ok(s)
+}
+
+fn parse_propagators(value: &str) -> Result<Vec<Propagator>, Error> {
+    let mut out = Vec::new();
+    for name in parse_name_list(value) {
+        let p = match name.as_str() {
+            "tracecontext" => Propagator::TraceContext,
+            "baggage" => Propagator::Baggage,
+            "none" => continue,
+            _ => {
+                return Err(Error::invalid_env(
+                    "OTEL_PROPAGATORS",
+                    value,
+                    format!("unsupported propagator {name:?}"),
+                    "tracecontext, baggage, none",
+                ));
+            }
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// `service.name` when nothing sets it: the executable's name, never
+/// `unknown_service`, so dashboards group by something meaningful.
+fn executable_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "rust-service".to_string())
+}
+
+#[cfg(test)]
+mod tests;

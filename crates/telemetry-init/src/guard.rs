@@ -1,0 +1,258 @@
+//! [`TelemetryGuard`]: flushes everything on shutdown, never hangs.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use crate::pipeline::batch::SignalStats;
+use crate::pipeline::runtime::ExportRuntime;
+
+/// What happened to one signal's items since `install()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalReport {
+    /// Items the collector accepted.
+    pub exported: u64,
+    /// Items dropped because the bounded queue was full.
+    pub dropped: u64,
+    /// Items whose export failed, timed out or was cut off by the deadline.
+    pub failed: u64,
+    /// Items still waiting in the queue when the report was taken.
+    pub pending: u64,
+}
+
+impl SignalReport {
+    /// Items that did not reach the collector (dropped, failed or pending).
+    pub fn undelivered(&self) -> u64 {
+        self.dropped + self.failed + self.pending
+    }
+
+    fn from_stats(s: &SignalStats) -> Self {
+        let enqueued = s.enqueued.load(Ordering::Relaxed);
+        let exported = s.exported.load(Ordering::Relaxed);
+        let failed = s.failed.load(Ordering::Relaxed);
+        Self {
+            exported,
+            dropped: s.dropped.load(Ordering::Relaxed),
+            failed,
+            pending: enqueued.saturating_sub(exported + failed),
+        }
+    }
+}
+
+/// The outcome of [`TelemetryGuard::shutdown`].
+#[derive(Debug, Clone, Default)]
+pub struct ShutdownReport {
+    /// Spans.
+    pub traces: SignalReport,
+    /// Log records.
+    pub logs: SignalReport,
+    /// Errors met while flushing, e.g. a timed-out export or metric push.
+    pub errors: Vec<String>,
+    /// Whether the deadline passed before every signal was flushed.
+    pub timed_out: bool,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// True when every item reached the collector and nothing failed.
+    pub fn is_complete(&self) -> bool {
+        !self.timed_out
+            && self.errors.is_empty()
+            && self.traces.undelivered() == 0
+            && self.logs.undelivered() == 0
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "spans: {} exported, {} not delivered; log records: {} exported, {} not delivered",
+            self.traces.exported,
+            self.traces.undelivered(),
+            self.logs.exported,
+            self.logs.undelivered()
+        )?;
+        if self.timed_out {
+            f.write_str("; shutdown deadline reached")?;
+        }
+        for e in &self.errors {
+            write!(f, "; {e}")?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Parts {
+    pub(crate) tracer_provider: SdkTracerProvider,
+    pub(crate) logger_provider: Option<SdkLoggerProvider>,
+    pub(crate) meter_provider: Option<SdkMeterProvider>,
+    pub(crate) span_stats: Arc<SignalStats>,
+    pub(crate) log_stats: Arc<SignalStats>,
+    pub(crate) runtime: Option<ExportRuntime>,
+    pub(crate) stdout: Option<tracing_appender::non_blocking::WorkerGuard>,
+    pub(crate) drop_timeout: Duration,
+}
+
+/// Keeps telemetry running; flushes and stops it on
+/// [`shutdown`](Self::shutdown) or, as a fallback, on drop.
+///
+/// Shutdown runs on a thread of its own with a deadline, so it cannot
+/// deadlock whatever runtime (multi-thread, `current_thread`, one worker,
+/// none) it is called from, and a collector that hangs only costs the
+/// deadline.
+///
+/// ```no_run
+/// # async fn run() {}
+/// #[tokio::main]
+/// async fn main() -> Result<(), telemetry_init::Error> {
+///     let telemetry = telemetry_init::install()?;
+///     run().await;
+///     let report = telemetry.shutdown(std::time::Duration::from_secs(5)).await;
+///     if !report.is_complete() {
+///         eprintln!("telemetry not fully delivered: {report}");
+///     }
+///     Ok(())
+/// }
+/// ```
+#[must_use = "telemetry stops when the guard is dropped: bind it, e.g. `let _telemetry = …`"]
+pub struct TelemetryGuard {
+    parts: Option<Parts>,
+    handle: crate::TelemetryHandle,
+}
+
+impl fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryGuard")
+            .field("active", &self.parts.is_some())
+            .finish()
+    }
+}
+
+impl TelemetryGuard {
+    pub(crate) fn new(parts: Parts, handle: crate::TelemetryHandle) -> Self {
+        Self {
+            parts: Some(parts),
+            handle,
+        }
+    }
+
+    /// Shared access to what `install()` set up (metrics, configuration).
+    pub fn handle(&self) -> &crate::TelemetryHandle {
+        &self.handle
+    }
+
+    /// The counts so far, without stopping anything.
+    pub fn report(&self) -> ShutdownReport {
+        match &self.parts {
+            Some(p) => ShutdownReport {
+                traces: SignalReport::from_stats(&p.span_stats),
+                logs: SignalReport::from_stats(&p.log_stats),
+                ..Default::default()
+            },
+            None => ShutdownReport::default(),
+        }
+    }
+
+    /// Flushes traces, then logs, then metrics, and stops exporting; returns
+    /// within `timeout` (plus a few milliseconds) whatever the collector does.
+    pub async fn shutdown(mut self, timeout: Duration) -> ShutdownReport {
+        let Some(parts) = self.parts.take() else {
+            return ShutdownReport::default();
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("telemetry-shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(shutdown_blocking(parts, timeout));
+            });
+        if let Err(e) = spawned {
+            return ShutdownReport {
+                errors: vec![format!("could not start the shutdown thread: {e}")],
+                ..Default::default()
+            };
+        }
+        let started = Instant::now();
+        let grace = timeout + Duration::from_millis(250);
+        match tokio::time::timeout(grace, rx).await {
+            Ok(Ok(report)) => report,
+            _ => ShutdownReport {
+                timed_out: true,
+                errors: vec![format!("shutdown did not finish within {timeout:?}")],
+                elapsed: started.elapsed(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let Some(parts) = self.parts.take() else {
+            return;
+        };
+        let timeout = parts.drop_timeout;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("telemetry-shutdown".into())
+            .spawn(move || {
+                let _ = tx.send(shutdown_blocking(parts, timeout));
+            });
+        if spawned.is_ok() {
+            // A bounded wait: Drop is the fallback for code that never calls
+            // `shutdown`, and must not hang the process on a dead collector.
+            if let Ok(report) = rx.recv_timeout(timeout + Duration::from_millis(250))
+                && !report.is_complete()
+            {
+                eprintln!("telemetry-init: {report}");
+            }
+        }
+    }
+}
+
+fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let mut errors = Vec::new();
+
+    if let Err(e) = parts.tracer_provider.shutdown_with_timeout(remaining()) {
+        errors.push(format!("traces: {e}"));
+    }
+    if let Some(lp) = &parts.logger_provider
+        && let Err(e) = lp.shutdown_with_timeout(remaining())
+    {
+        errors.push(format!("logs: {e}"));
+    }
+    if let Some(mp) = &parts.meter_provider
+        && let Err(e) = mp.shutdown_with_timeout(remaining())
+    {
+        errors.push(format!("metrics: {e}"));
+    }
+    let report = ShutdownReport {
+        traces: SignalReport::from_stats(&parts.span_stats),
+        logs: SignalReport::from_stats(&parts.log_stats),
+        timed_out: Instant::now() >= deadline,
+        errors,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        target: "telemetry_init",
+        spans_exported = report.traces.exported,
+        spans_undelivered = report.traces.undelivered(),
+        logs_exported = report.logs.exported,
+        logs_undelivered = report.logs.undelivered(),
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "telemetry shut down"
+    );
+    // The stdout writer goes last so the line above is printed.
+    drop(parts.stdout);
+    drop(parts.runtime);
+    report
+}

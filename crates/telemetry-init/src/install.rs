@@ -1,0 +1,207 @@
+//! Wiring the resolved configuration into global state, once.
+
+use std::sync::Arc;
+
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat, Propagator};
+use crate::guard::{Parts, TelemetryGuard};
+use crate::logs::{CorrelationLayer, JsonFormat};
+use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
+use crate::{Error, TelemetryHandle, metrics_export};
+
+/// Crates whose own logs and spans must never be exported: they are the
+/// exporters' transport, and exporting them feeds telemetry back into itself
+/// (opentelemetry-rust #2877).
+const TRANSPORT_OFF: &str = "hyper=off,hyper_util=off,h2=off,tonic=off,tower=off,reqwest=off,\
+                             opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+
+pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
+    let needs_runtime = [&config.traces, &config.logs, &config.metrics]
+        .iter()
+        .any(|s| matches!(s, ExporterSetting::Otlp(_)));
+    let runtime = needs_runtime.then(ExportRuntime::start).transpose()?;
+    let handle = runtime.as_ref().map(ExportRuntime::handle);
+
+    let instance_id = uuid::Uuid::new_v4().to_string();
+    let resource = crate::resource::build(&config, &instance_id);
+
+    // Traces: a provider always exists, so trace ids are created (and logs
+    // correlated, context propagated) even when nothing is exported.
+    let span_stats = Arc::default();
+    let limits = config.span_limits;
+    let mut tracer_builder = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_sampler(config.sampler.build())
+        .with_max_attributes_per_span(limits.attributes)
+        .with_max_events_per_span(limits.events)
+        .with_max_links_per_span(limits.links);
+    if let Some(export) = pipeline::span_export(&config.traces, &resource, handle.as_ref())? {
+        tracer_builder = tracer_builder.with_span_processor(QueueSpanProcessor::start(
+            config.span_batch,
+            Arc::clone(&span_stats),
+            export,
+        )?);
+    }
+    let tracer_provider = tracer_builder.build();
+    let tracer = tracer_provider.tracer("telemetry-init");
+
+    let log_stats = Arc::default();
+    let logger_provider = match pipeline::log_export(&config.logs, &resource, handle.as_ref())? {
+        Some(export) => Some(
+            SdkLoggerProvider::builder()
+                .with_resource(resource.clone())
+                .with_log_processor(QueueLogProcessor::start(
+                    config.log_batch,
+                    Arc::clone(&log_stats),
+                    export,
+                )?)
+                .build(),
+        ),
+        None => None,
+    };
+
+    let meter_provider = match (&config.metrics, &handle) {
+        (ExporterSetting::Otlp(s), Some(h)) => {
+            let exporter = metrics_export::RuntimeMetricExporter::new(
+                pipeline::metric_exporter(s, h)?,
+                h.clone(),
+                s.timeout,
+            );
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(config.metric_export_interval)
+                .build();
+            Some(
+                SdkMeterProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_reader(reader)
+                    .build(),
+            )
+        }
+        _ => None,
+    };
+
+    let (stdout, stdout_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("telemetry-stdout")
+        .finish(std::io::stdout());
+
+    let stdout_filter = EnvFilter::builder()
+        .parse(&config.stdout_filter)
+        .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let export_filter = || {
+        EnvFilter::builder()
+            .parse(format!("{},{TRANSPORT_OFF}", config.export_filter))
+            .map_err(|e| Error::InvalidConfig(e.to_string()))
+    };
+
+    let fmt_layer = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .event_format(JsonFormat::new(&config.service_name))
+            .with_writer(stdout)
+            .with_filter(stdout_filter)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(stdout)
+            .with_filter(stdout_filter)
+            .boxed(),
+    };
+    let otel_layer = (!config.sdk_disabled).then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_error_records_to_exceptions(true)
+            .with_threads(false)
+            .with_location(false)
+    });
+    let otel_layer = match otel_layer {
+        Some(l) => Some(l.with_filter(export_filter()?)),
+        None => None,
+    };
+    let log_bridge = match &logger_provider {
+        Some(lp) => Some(
+            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(lp)
+                .with_filter(export_filter()?),
+        ),
+        None => None,
+    };
+
+    let subscriber = tracing_subscriber::registry()
+        .with(CorrelationLayer)
+        .with(otel_layer)
+        .with(log_bridge)
+        .with(fmt_layer);
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|_| Error::AlreadyInstalled("a global tracing subscriber"))?;
+    // Forward `log` records from dependencies that use the `log` crate; an
+    // existing logger is not an error worth failing start-up for.
+    let _ = tracing_log::LogTracer::init();
+
+    if !config.sdk_disabled {
+        let mut propagators: Vec<
+            Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>,
+        > = Vec::new();
+        for p in &config.propagators {
+            match p {
+                Propagator::TraceContext => propagators.push(Box::new(
+                    opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+                )),
+                Propagator::Baggage => propagators.push(Box::new(
+                    opentelemetry_sdk::propagation::BaggagePropagator::new(),
+                )),
+            }
+        }
+        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(
+            propagators,
+        ));
+        opentelemetry::global::set_tracer_provider(tracer_provider.clone());
+        if let Some(mp) = &meter_provider {
+            opentelemetry::global::set_meter_provider(mp.clone());
+        }
+    }
+
+    let config = Arc::new(config);
+    log_effective_config(&config, &instance_id);
+
+    let parts = Parts {
+        tracer_provider,
+        logger_provider,
+        meter_provider,
+        span_stats,
+        log_stats,
+        runtime,
+        stdout: Some(stdout_guard),
+        drop_timeout: config.shutdown_timeout,
+    };
+    Ok(TelemetryGuard::new(parts, TelemetryHandle { config }))
+}
+
+/// One line that says what is on, where it goes, and why anything is off.
+fn log_effective_config(config: &Config, instance_id: &str) {
+    let propagators: Vec<&str> = config
+        .propagators
+        .iter()
+        .map(|p| match p {
+            Propagator::TraceContext => "tracecontext",
+            Propagator::Baggage => "baggage",
+        })
+        .collect();
+    tracing::info!(
+        target: "telemetry_init",
+        service_name = %config.service_name,
+        service_instance_id = %instance_id,
+        traces = %ExporterSummary(&config.traces),
+        logs = %ExporterSummary(&config.logs),
+        metrics = %ExporterSummary(&config.metrics),
+        sampler = %config.sampler.describe(),
+        propagators = %propagators.join(","),
+        stdout_filter = %config.stdout_filter,
+        export_filter = %config.export_filter,
+        "telemetry installed"
+    );
+}

@@ -1,0 +1,147 @@
+//! Which trace, span and request a log line belongs to.
+//!
+//! tracing-opentelemetry keeps the OpenTelemetry ids inside its own span
+//! extension; reading them takes a lock and a context clone. We read them
+//! once per span, the first time a line is logged in it, and cache the hex
+//! strings in our own extension, so every further line costs a lookup.
+
+use std::sync::Arc;
+
+use opentelemetry::trace::TraceContextExt;
+use tracing::Subscriber;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// The hex ids of a span, cached.
+#[derive(Clone, Debug)]
+pub(crate) struct TraceIds {
+    pub(crate) trace_id: [u8; 32],
+    pub(crate) span_id: [u8; 16],
+}
+
+/// The request id recorded on a span by the request middleware (field
+/// `request_id`).
+#[derive(Clone, Debug)]
+pub(crate) struct RequestId(pub(crate) Arc<str>);
+
+/// Captures `request_id` fields of new spans.
+#[derive(Debug, Default)]
+pub(crate) struct CorrelationLayer;
+
+struct RequestIdVisitor(Option<Arc<str>>);
+
+impl Visit for RequestIdVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "request_id" {
+            self.0 = Some(Arc::from(value));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "request_id" {
+            // `%id` arrives here as Display-through-Debug.
+            self.0 = Some(Arc::from(format!("{value:?}")));
+        }
+    }
+}
+
+impl<S> Layer<S> for CorrelationLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().fields().field("request_id").is_none() {
+            return;
+        }
+        let mut v = RequestIdVisitor(None);
+        attrs.record(&mut v);
+        if let (Some(rid), Some(span)) = (v.0, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(rid));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        let mut v = RequestIdVisitor(None);
+        values.record(&mut v);
+        if let (Some(rid), Some(span)) = (v.0, ctx.span(id)) {
+            span.extensions_mut().insert(RequestId(rid));
+        }
+    }
+}
+
+/// The ids of `span` (or its closest ancestor known to OpenTelemetry).
+pub(crate) fn ids_of<S>(span: &SpanRef<'_, S>) -> Option<TraceIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    for s in span.scope() {
+        if let Some(ids) = s.extensions().get::<TraceIds>() {
+            return Some(ids.clone());
+        }
+        let found = tracing::dispatcher::get_default(|d| {
+            tracing_opentelemetry::get_otel_context(&s.id(), d)
+        })
+        .map(|cx| cx.span().span_context().clone())
+        .filter(|sc| sc.is_valid());
+        if let Some(sc) = found {
+            let ids = TraceIds {
+                trace_id: hex32(sc.trace_id().to_bytes()),
+                span_id: hex16(sc.span_id().to_bytes()),
+            };
+            s.extensions_mut().insert(ids.clone());
+            return Some(ids);
+        }
+    }
+    None
+}
+
+/// The request id of `span` or its closest ancestor that has one.
+pub(crate) fn request_id_of<S>(span: &SpanRef<'_, S>) -> Option<Arc<str>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.scope()
+        .find_map(|s| s.extensions().get::<RequestId>().map(|r| r.0.clone()))
+}
+
+/// The `(trace_id, span_id)` of the current tracing span as hex strings, when
+/// it belongs to a trace. Handy for error pages and response headers.
+///
+/// ```
+/// // Outside any span there is no trace.
+/// assert!(telemetry_init::current_trace_ids().is_none());
+/// ```
+pub fn current_trace_ids() -> Option<(String, String)> {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::Span::current();
+    if span.is_none() {
+        return None;
+    }
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex32(bytes: [u8; 16]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+    out
+}
+
+fn hex16(bytes: [u8; 8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+    out
+}

@@ -1,0 +1,212 @@
+//! The JSON line format.
+//!
+//! Written by hand rather than with tracing-subscriber's `Json` because that
+//! one cannot add the OpenTelemetry ids, and splicing them into its output
+//! (as some crates do) re-parses every line. This writes each line once,
+//! straight into the formatter's buffer, with no intermediate allocation.
+
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::correlation::{ids_of, request_id_of};
+
+/// `{"timestamp","level","target","message",…fields,"service","trace_id","span_id","request_id"}`.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonFormat {
+    /// The service name, already JSON-escaped and quoted.
+    service: Arc<str>,
+}
+
+impl JsonFormat {
+    pub(crate) fn new(service: &str) -> Self {
+        let mut quoted = String::new();
+        let _ = write_json_str(&mut quoted, service);
+        Self {
+            service: quoted.into(),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        w.write_str("{\"timestamp\":\"")?;
+        write!(
+            w,
+            "{}",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
+        )?;
+        w.write_str("\",\"level\":\"")?;
+        w.write_str(level_str(*meta.level()))?;
+        w.write_str("\",\"target\":")?;
+        write_json_str(&mut w, meta.target())?;
+
+        let mut fields = FieldWriter {
+            w: &mut w,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+
+        w.write_str(",\"service\":")?;
+        w.write_str(&self.service)?;
+
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            if let Some(ids) = ids_of(&span) {
+                w.write_str(",\"trace_id\":\"")?;
+                w.write_str(std::str::from_utf8(&ids.trace_id).map_err(|_| fmt::Error)?)?;
+                w.write_str("\",\"span_id\":\"")?;
+                w.write_str(std::str::from_utf8(&ids.span_id).map_err(|_| fmt::Error)?)?;
+                w.write_char('"')?;
+            }
+            if let Some(rid) = request_id_of(&span) {
+                w.write_str(",\"request_id\":")?;
+                write_json_str(&mut w, &rid)?;
+            }
+        }
+        w.write_str("}\n")
+    }
+}
+
+fn level_str(level: Level) -> &'static str {
+    match level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        Level::ERROR => "ERROR",
+    }
+}
+
+struct FieldWriter<'a, 'w> {
+    w: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl FieldWriter<'_, '_> {
+    fn key(&mut self, field: &Field) -> fmt::Result {
+        self.w.write_char(',')?;
+        let name = field.name();
+        // `r#type` style raw identifiers arrive with their prefix.
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        write_json_str(self.w, name)?;
+        self.w.write_char(':')
+    }
+
+    fn put(&mut self, field: &Field, f: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = self.key(field).and_then(|()| f(self.w));
+        }
+    }
+}
+
+impl Visit for FieldWriter<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, |w| write_json_str(w, value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.put(field, |w| write!(w, "{value}"));
+        } else {
+            self.put(field, |w| write!(w, "\"{value}\""));
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, |w| {
+            w.write_char('"')?;
+            write!(JsonEscaper(w), "{value}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field, |w| {
+            w.write_char('"')?;
+            write!(JsonEscaper(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// Writes `s` as a quoted JSON string.
+pub(crate) fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    JsonEscaper(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes everything written through it, so `Debug`/`Display` output is
+/// streamed into the line without an intermediate `String`.
+struct JsonEscaper<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for JsonEscaper<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let esc: Option<&str> = match b {
+                b'"' => Some("\\\""),
+                b'\\' => Some("\\\\"),
+                b'\n' => Some("\\n"),
+                b'\r' => Some("\\r"),
+                b'\t' => Some("\\t"),
+                0..=0x1f | 0x7f => None,
+                _ => continue,
+            };
+            self.0.write_str(&s[start..i])?;
+            match esc {
+                Some(e) => self.0.write_str(e)?,
+                None => write!(self.0, "\\u{:04x}", b)?,
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&s[start..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_and_quotes() {
+        let mut s = String::new();
+        write_json_str(&mut s, "a\"b\\c\nd\u{1}é").unwrap();
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v, "a\"b\\c\nd\u{1}é");
+    }
+}

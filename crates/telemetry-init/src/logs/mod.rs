@@ -1,0 +1,8 @@
+//! stdout logs: one JSON object per line, correlated with the current trace.
+
+mod correlation;
+mod json;
+
+pub(crate) use correlation::CorrelationLayer;
+pub use correlation::current_trace_ids;
+pub(crate) use json::JsonFormat;

@@ -1,0 +1,378 @@
+//! A bounded batch queue with exact accounting, shared by spans and logs.
+//!
+//! Why not the SDK's `BatchSpanProcessor`: we need to *report* what was
+//! dropped and what could not be delivered (per signal, live and at
+//! shutdown), bound every wait by the caller's deadline, and run the export
+//! on our own runtime whatever runtime the service uses. The request thread
+//! only does a `try_send` into a bounded channel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+
+use crate::config::{BatchSettings, Signal};
+
+/// Counts for one signal, readable at any time.
+#[derive(Debug, Default)]
+pub(crate) struct SignalStats {
+    pub(crate) enqueued: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) exported: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+/// How one export attempt went.
+pub(crate) type ExportResult = Result<(), String>;
+
+/// The export side: called on the worker thread with a batch and the longest
+/// time it may take.
+pub(crate) type ExportFn<T> = Box<dyn FnMut(Vec<T>, Duration) -> ExportResult + Send>;
+
+enum Control {
+    Flush(Sender<()>),
+    Shutdown(Instant, Sender<()>),
+}
+
+/// The producer half; cheap to call from any thread.
+pub(crate) struct BatchQueue<T> {
+    items: Sender<T>,
+    control: Sender<Control>,
+    stats: Arc<SignalStats>,
+    signal: Signal,
+    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Control")
+    }
+}
+
+impl<T> std::fmt::Debug for BatchQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchQueue")
+            .field("signal", &self.signal)
+            .field("queued", &self.items.len())
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> BatchQueue<T> {
+    pub(crate) fn start(
+        signal: Signal,
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+        export: ExportFn<T>,
+    ) -> std::io::Result<Self> {
+        let (items_tx, items_rx) = bounded(settings.max_queue_size);
+        let (control_tx, control_rx) = unbounded();
+        let worker = Worker {
+            items: items_rx,
+            control: control_rx,
+            settings,
+            stats: stats.clone(),
+            export,
+            signal,
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("telemetry-{}", signal.as_str()))
+            .spawn(move || worker.run())?;
+        metrics::gauge!(capacity_name(signal)).set(settings.max_queue_size as f64);
+        Ok(Self {
+            items: items_tx,
+            control: control_tx,
+            stats,
+            signal,
+            worker: std::sync::Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Enqueues without blocking; a full queue drops the item and counts it.
+    pub(crate) fn push(&self, item: T) {
+        match self.items.try_send(item) {
+            Ok(()) => {
+                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(processed_name(self.signal), "error.type" => "queue_full")
+                    .increment(1);
+            }
+        }
+    }
+
+    /// Exports everything queued so far; waits at most `timeout`.
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), String> {
+        let (tx, rx) = bounded(1);
+        self.control
+            .send(Control::Flush(tx))
+            .map_err(|_| "export worker already stopped".to_string())?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| format!("{} flush did not finish within {timeout:?}", self.signal))
+    }
+
+    /// Exports what it can before `timeout`, then stops the worker.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = bounded(1);
+        if self.control.send(Control::Shutdown(deadline, tx)).is_err() {
+            return Ok(()); // already shut down
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(()) => {
+                if let Some(h) = self.worker.lock().ok().and_then(|mut w| w.take()) {
+                    let _ = h.join();
+                }
+                Ok(())
+            }
+            // The worker is stuck in an export that ignores its deadline; it
+            // is detached, and whatever it holds is reported as undelivered.
+            Err(_) => Err(format!(
+                "{} shutdown did not finish within {timeout:?}",
+                self.signal
+            )),
+        }
+    }
+}
+
+struct Worker<T> {
+    items: Receiver<T>,
+    control: Receiver<Control>,
+    settings: BatchSettings,
+    stats: Arc<SignalStats>,
+    export: ExportFn<T>,
+    signal: Signal,
+}
+
+impl<T> Worker<T> {
+    fn run(mut self) {
+        let max = self.settings.max_export_batch_size;
+        let mut batch: Vec<T> = Vec::with_capacity(max);
+        let mut next_flush = Instant::now() + self.settings.schedule_delay;
+        loop {
+            let wait = next_flush.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(self.items) -> item => match item {
+                    Ok(item) => {
+                        batch.push(item);
+                        if batch.len() >= max {
+                            self.export_batch(&mut batch, None);
+                            next_flush = Instant::now() + self.settings.schedule_delay;
+                        }
+                    }
+                    Err(_) => {
+                        self.export_batch(&mut batch, None);
+                        return;
+                    }
+                },
+                recv(self.control) -> msg => match msg {
+                    Ok(Control::Flush(done)) => {
+                        self.drain(&mut batch, None);
+                        let _ = done.send(());
+                    }
+                    Ok(Control::Shutdown(deadline, done)) => {
+                        self.drain(&mut batch, Some(deadline));
+                        let _ = done.send(());
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                default(wait) => {
+                    self.export_batch(&mut batch, None);
+                    next_flush = Instant::now() + self.settings.schedule_delay;
+                }
+            }
+            metrics::gauge!(queue_size_name(self.signal)).set(self.items.len() as f64);
+        }
+    }
+
+    /// Exports everything queued, in batches, until the queue is empty or the
+    /// deadline passes (what is left is counted as not delivered).
+    fn drain(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
+        loop {
+            while batch.len() < self.settings.max_export_batch_size {
+                match self.items.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let left = batch.len() as u64 + self.items.len() as u64;
+                self.stats.failed.fetch_add(left, Ordering::Relaxed);
+                batch.clear();
+                while self.items.try_recv().is_ok() {}
+                return;
+            }
+            self.export_batch(batch, deadline);
+        }
+    }
+
+    fn export_batch(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        let mut timeout = self.settings.export_timeout;
+        if let Some(d) = deadline {
+            timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+        }
+        let items = std::mem::replace(
+            batch,
+            Vec::with_capacity(self.settings.max_export_batch_size),
+        );
+        let started = Instant::now();
+        let result = (self.export)(items, timeout);
+        metrics::histogram!(
+            "otel.sdk.exporter.operation.duration",
+            "otel.component.type" => component_type(self.signal)
+        )
+        .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.stats.exported.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!(exported_name(self.signal)).increment(n);
+            }
+            Err(_) => {
+                self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                metrics::counter!(exported_name(self.signal), "error.type" => "export_failed")
+                    .increment(n);
+            }
+        }
+    }
+}
+
+fn exported_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "otel.sdk.exporter.span.exported",
+        Signal::Logs => "otel.sdk.exporter.log.exported",
+        Signal::Metrics => "otel.sdk.exporter.metric_data_point.exported",
+    }
+}
+
+fn processed_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "otel.sdk.processor.log.processed",
+        _ => "otel.sdk.processor.span.processed",
+    }
+}
+
+fn queue_size_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "otel.sdk.processor.log.queue.size",
+        _ => "otel.sdk.processor.span.queue.size",
+    }
+}
+
+fn capacity_name(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Logs => "otel.sdk.processor.log.queue.capacity",
+        _ => "otel.sdk.processor.span.queue.capacity",
+    }
+}
+
+fn component_type(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "otlp_span_exporter",
+        Signal::Logs => "otlp_log_exporter",
+        Signal::Metrics => "otlp_metric_exporter",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn settings(queue: usize, batch: usize) -> BatchSettings {
+        BatchSettings {
+            max_queue_size: queue,
+            max_export_batch_size: batch,
+            schedule_delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn batches_and_flushes_everything() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let stats = Arc::new(SignalStats::default());
+        let q = BatchQueue::start(
+            Signal::Traces,
+            settings(100, 10),
+            stats.clone(),
+            Box::new(move |b: Vec<u32>, _| {
+                s.lock().unwrap().push(b.len());
+                Ok(())
+            }),
+        )
+        .unwrap();
+        for i in 0..25 {
+            q.push(i);
+        }
+        q.flush(Duration::from_secs(5)).unwrap();
+        let sizes = seen.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 25);
+        assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+        q.shutdown(Duration::from_secs(5)).unwrap();
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 25);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_without_blocking() {
+        let (block_tx, block_rx) = bounded::<()>(0);
+        let stats = Arc::new(SignalStats::default());
+        let q = BatchQueue::start(
+            Signal::Logs,
+            settings(4, 1),
+            stats.clone(),
+            Box::new(move |_b: Vec<u32>, _| {
+                let _ = block_rx.recv_timeout(Duration::from_secs(2));
+                Err("collector down".into())
+            }),
+        )
+        .unwrap();
+        let started = Instant::now();
+        for i in 0..1000 {
+            q.push(i);
+        }
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let dropped = stats.dropped.load(Ordering::Relaxed);
+        assert!(dropped >= 1000 - 6, "dropped {dropped}");
+        drop(block_tx);
+        q.shutdown(Duration::from_secs(5)).unwrap();
+        let s = &stats;
+        let accounted = s.exported.load(Ordering::Relaxed)
+            + s.failed.load(Ordering::Relaxed)
+            + s.dropped.load(Ordering::Relaxed);
+        assert_eq!(accounted, 1000, "every item is accounted for");
+    }
+
+    #[test]
+    fn shutdown_is_bounded_when_export_hangs() {
+        let stats = Arc::new(SignalStats::default());
+        let q = BatchQueue::start(
+            Signal::Traces,
+            settings(10, 1),
+            stats,
+            Box::new(move |_b: Vec<u32>, _timeout| {
+                // An exporter that ignores its timeout entirely.
+                std::thread::sleep(Duration::from_secs(30));
+                Ok(())
+            }),
+        )
+        .unwrap();
+        q.push(1);
+        q.push(2);
+        let started = Instant::now();
+        assert!(q.shutdown(Duration::from_millis(300)).is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,215 @@
+//! The export pipeline: bounded queues in front of exporters that run on a
+//! private runtime, off every request thread.
+
+pub(crate) mod batch;
+mod exporters;
+pub(crate) mod runtime;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::AnyValue;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _, SpanProcessor};
+use tokio::runtime::Handle;
+
+use crate::Error;
+use crate::config::{BatchSettings, ExporterSetting, Signal};
+use batch::{BatchQueue, ExportFn, SignalStats};
+
+pub(crate) use exporters::metric_exporter;
+
+/// Builds the export function for spans, or `None` when traces are off.
+pub(crate) fn span_export(
+    setting: &ExporterSetting,
+    resource: &Resource,
+    handle: Option<&Handle>,
+) -> Result<Option<ExportFn<SpanData>>, Error> {
+    Ok(match setting {
+        ExporterSetting::Off(_) => None,
+        ExporterSetting::Console => Some(Box::new(|batch: Vec<SpanData>, _| {
+            for span in &batch {
+                eprintln!("{}", console_span(span));
+            }
+            Ok(())
+        })),
+        ExporterSetting::Otlp(s) => {
+            let handle = handle
+                .expect("an OTLP exporter always has a runtime")
+                .clone();
+            let mut exporter = exporters::span_exporter(s, &handle)?;
+            exporter.set_resource(resource);
+            Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
+                runtime::block_on(&handle, async {
+                    match tokio::time::timeout(timeout, exporter.export(batch)).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("span export timed out after {timeout:?}")),
+                    }
+                })
+            }))
+        }
+    })
+}
+
+/// Builds the export function for log records, or `None` when logs are off.
+pub(crate) fn log_export(
+    setting: &ExporterSetting,
+    resource: &Resource,
+    handle: Option<&Handle>,
+) -> Result<Option<ExportFn<LogItem>>, Error> {
+    Ok(match setting {
+        ExporterSetting::Off(_) => None,
+        ExporterSetting::Console => Some(Box::new(|batch: Vec<LogItem>, _| {
+            for (record, _) in &batch {
+                eprintln!("{}", console_log(record));
+            }
+            Ok(())
+        })),
+        ExporterSetting::Otlp(s) => {
+            let handle = handle
+                .expect("an OTLP exporter always has a runtime")
+                .clone();
+            let mut exporter = exporters::log_exporter(s, &handle)?;
+            exporter.set_resource(resource);
+            Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
+                let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+                    batch.iter().map(|(r, s)| (r, s)).collect();
+                runtime::block_on(&handle, async {
+                    let fut = exporter.export(LogBatch::new(&refs));
+                    match tokio::time::timeout(timeout, fut).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => Err(format!("log export timed out after {timeout:?}")),
+                    }
+                })
+            }))
+        }
+    })
+}
+
+/// A log record with its scope, owned so it can wait in the queue.
+pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
+
+/// Hands ended, sampled spans to the bounded queue.
+#[derive(Debug)]
+pub(crate) struct QueueSpanProcessor {
+    queue: BatchQueue<SpanData>,
+}
+
+impl QueueSpanProcessor {
+    pub(crate) fn start(
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+        export: ExportFn<SpanData>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            queue: BatchQueue::start(Signal::Traces, settings, stats, export)?,
+        })
+    }
+}
+
+impl SpanProcessor for QueueSpanProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.queue.push(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.queue
+            .flush(Duration::from_secs(30))
+            .map_err(OTelSdkError::InternalFailure)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.queue
+            .shutdown(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+/// Hands log records to the bounded queue.
+#[derive(Debug)]
+pub(crate) struct QueueLogProcessor {
+    queue: BatchQueue<LogItem>,
+}
+
+impl QueueLogProcessor {
+    pub(crate) fn start(
+        settings: BatchSettings,
+        stats: Arc<SignalStats>,
+        export: ExportFn<LogItem>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            queue: BatchQueue::start(Signal::Logs, settings, stats, export)?,
+        })
+    }
+}
+
+impl LogProcessor for QueueLogProcessor {
+    fn emit(&self, data: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
+        self.queue.push((data.clone(), instrumentation.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.queue
+            .flush(Duration::from_secs(30))
+            .map_err(OTelSdkError::InternalFailure)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.queue
+            .shutdown(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+fn console_span(span: &SpanData) -> String {
+    let mut attrs = serde_json::Map::new();
+    for kv in &span.attributes {
+        attrs.insert(
+            kv.key.to_string(),
+            serde_json::Value::String(kv.value.to_string()),
+        );
+    }
+    let duration = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap_or_default();
+    serde_json::json!({
+        "span": span.name,
+        "trace_id": span.span_context.trace_id().to_string(),
+        "span_id": span.span_context.span_id().to_string(),
+        "parent_span_id": span.parent_span_id.to_string(),
+        "kind": format!("{:?}", span.span_kind),
+        "status": format!("{:?}", span.status),
+        "duration_us": duration.as_micros() as u64,
+        "attributes": attrs,
+    })
+    .to_string()
+}
+
+fn console_log(record: &SdkLogRecord) -> String {
+    let mut body = String::new();
+    if let Some(AnyValue::String(s)) = record.body() {
+        body.push_str(s.as_str());
+    } else if let Some(b) = record.body() {
+        let _ = write!(body, "{b:?}");
+    }
+    let (trace_id, span_id) = record
+        .trace_context()
+        .map(|c| (c.trace_id.to_string(), c.span_id.to_string()))
+        .unwrap_or_default();
+    serde_json::json!({
+        "log": body,
+        "severity": record.severity_text(),
+        "trace_id": trace_id,
+        "span_id": span_id,
+    })
+    .to_string()
+}
