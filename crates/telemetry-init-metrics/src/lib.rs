@@ -1,1 +1,404 @@
-//! Placeholder.
+//! A [`metrics`] facade recorder for telemetry-init: lock-free storage,
+//! OpenTelemetry-style naming, Prometheus and OpenMetrics exposition with
+//! trace exemplars, a hard cardinality guard and an OTLP bridge.
+//!
+//! The recorder serves **every** facade metric — the SLO metrics of the
+//! telemetry-init middleware and the application's own `counter!`,
+//! `gauge!` and `histogram!` calls.
+//!
+//! ```
+//! use metrics::{Unit, describe_histogram, histogram};
+//! use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder};
+//!
+//! let recorder = TelemetryRecorder::new(MetricsConfig::new().constant_label("service.name", "demo")).unwrap();
+//! let handle = recorder.handle();
+//! metrics::with_local_recorder(&recorder, || {
+//!     describe_histogram!("http.server.request.duration", Unit::Seconds, "Duration of HTTP server requests.");
+//!     histogram!("http.server.request.duration",
+//!         "http.request.method" => "GET", "http.route" => "/users/{id}",
+//!         "http.response.status_code" => "200")
+//!     .record(0.2);
+//! });
+//! let text = handle.render_prometheus();
+//! assert!(text.contains(
+//!     r#"http_server_request_duration_seconds_bucket{http_request_method="GET",http_route="/users/{id}",http_response_status_code="200",service_name="demo",le="0.25"} 1"#
+//! ));
+//! ```
+//!
+//! # Naming
+//!
+//! Metrics are recorded with OpenTelemetry names and attribute keys
+//! (`http.server.request.duration`, `http.request.method`). The exposition
+//! applies the OpenTelemetry → Prometheus mapping: invalid characters become
+//! `_`, the unit adds a suffix (`s` → `_seconds`, `By` → `_bytes`, `1` →
+//! `_ratio` for gauges, `{annotations}` → nothing), counters get `_total`.
+//! Units come from, in order: `metrics::describe_*!` (a `metrics::Unit`),
+//! [`MetricsConfig::unit`], a built-in catalogue of semantic-convention
+//! metrics (HTTP/RPC durations, `otel.sdk.*`). See `METRICS.md`.
+//!
+//! # Hot path
+//!
+//! Registering a handle (what every `histogram!(…)` invocation does) is two
+//! read-locked hash lookups; label sets are matched order-independently and
+//! the first-seen label order is kept for the exposition. Recording on a
+//! registered handle is atomics only: one `fetch_add` on the bucket, one CAS
+//! on the sum, the exemplar hook (a thread-local read) and, with the OTLP
+//! bridge, the SDK's own histogram `record`. Cache handles in hot code.
+//! Non-finite histogram values are dropped (as the OpenTelemetry SDK does).
+//!
+//! # Cardinality guard
+//!
+//! Each metric name has a hard limit of distinct label sets
+//! ([`MetricsConfig::cardinality_limit`], default 1000, per-prefix overrides).
+//! Beyond it every new label set is folded into one series labelled only
+//! `otel_metric_overflow="true"` (attribute `otel.metric.overflow=true` on
+//! OTLP, the SDK convention) and each folded record increments
+//! `telemetry_init.metrics.overflowed_records{metric.name=…}`. Memory is
+//! bounded by `limit + 1` series per name.
+//!
+//! # Exemplars
+//!
+//! When a histogram value is recorded while a sampled span is current, its
+//! bucket keeps the latest `{trace_id, span_id} value timestamp`, rendered
+//! in the OpenMetrics exposition. The trace context comes from a
+//! [`TraceContextFn`] hook (default [`current_trace_context`]).
+//!
+//! # OTLP bridge and exemplars
+//!
+//! With [`MetricsConfig::otel_meter`] or [`MetricsHandle::attach_meter`],
+//! every metric is mirrored onto OpenTelemetry instruments of the same name,
+//! unit, description and attributes (OpenTelemetry keys with dots; the
+//! overflow series carries `otel.metric.overflow=true`;
+//! `http.response.status_code` and a few other semantic-convention integers
+//! become `i64`). Counters and gauges are *observable* instruments read from
+//! the same atomics at collection time, so pushed and scraped values are
+//! identical. Histograms are synchronous `f64` histograms built
+//! `with_boundaries` from the same bounds; every record is forwarded with a
+//! per-series attribute slice built once at registration. Histogram values
+//! recorded before the meter was attached are not pushed; attach it at
+//! install time. Units are taken when the first series of a name is
+//! registered, so describe metrics before recording them.
+//!
+//! **The OpenTelemetry Rust SDK 0.33.1 does not support exemplars.** Its data
+//! model has `Exemplar` types and `opentelemetry-proto` would encode them,
+//! but every aggregator (`histogram.rs`, `sum.rs`, `last_value.rs`,
+//! `precomputed_sum.rs`, `exponential_histogram.rs` in
+//! `opentelemetry_sdk/src/metrics/internal/`) always emits
+//! `exemplars: vec![]`, there is no exemplar filter or reservoir, the
+//! `Exemplar` fields are `pub(crate)` (no way to inject one), and the
+//! synchronous `record(value, attributes)` API takes no `Context`. Exemplars
+//! are therefore only available on the scrape path (OpenMetrics); OTLP
+//! pushes carry none.
+#![deny(missing_docs)]
+
+mod config;
+mod health;
+mod naming;
+mod otel;
+mod registry;
+mod render;
+mod server;
+mod storage;
+mod trace_context;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
+use opentelemetry::metrics::Meter;
+
+pub use config::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, MetricsConfig};
+pub use health::{PipelineComponents, PipelineHealth, Signal, names as health_names};
+pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+pub use server::MetricsServer;
+pub use trace_context::{TraceContextFn, current_trace_context};
+
+/// Name of the counter of records folded into overflow series
+/// (`telemetry_init_metrics_overflowed_records_total{metric_name=…}`).
+pub const OVERFLOW_RECORDS_METRIC: &str = registry::OVERFLOW_RECORDS_METRIC;
+/// Attribute key of the overflow series (`otel.metric.overflow`).
+pub const OVERFLOW_LABEL: &str = registry::OVERFLOW_LABEL;
+
+use naming::Kind;
+use registry::Registry;
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// A global `metrics` recorder was already installed.
+    #[error("a global metrics recorder is already installed")]
+    AlreadyInstalled,
+    /// An OpenTelemetry meter was already attached.
+    #[error("an OpenTelemetry meter is already attached")]
+    MeterAlreadyAttached,
+    /// A bucket boundary or SLO threshold is not a finite number.
+    #[error("invalid histogram buckets: {0}")]
+    InvalidBuckets(String),
+    /// Binding or running the scrape listener failed.
+    #[error("metrics listener: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// The `metrics::Recorder` implementation.
+///
+/// Install it globally with [`install_recorder`], or use it locally (tests)
+/// with `metrics::with_local_recorder`.
+///
+/// ```
+/// use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder};
+///
+/// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+/// metrics::with_local_recorder(&recorder, || metrics::counter!("jobs.done").increment(2));
+/// assert!(recorder.handle().render_prometheus().contains("jobs_done_total 2"));
+/// ```
+pub struct TelemetryRecorder {
+    registry: Arc<Registry>,
+}
+
+impl fmt::Debug for TelemetryRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryRecorder")
+            .field("config", &self.registry.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryRecorder {
+    /// Builds a recorder (not installed anywhere).
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsError::InvalidBuckets`] if the config has non-finite
+    /// boundaries.
+    pub fn new(config: MetricsConfig) -> Result<Self, MetricsError> {
+        config.validate()?;
+        let meter = config.meter.clone();
+        let registry = Arc::new(Registry::new(Arc::new(config)));
+        if let Some(m) = meter {
+            registry.attach_meter(m);
+        }
+        Ok(Self { registry })
+    }
+
+    /// A handle to render and inspect this recorder's metrics.
+    pub fn handle(&self) -> MetricsHandle {
+        MetricsHandle {
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+impl metrics::Recorder for TelemetryRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.registry.describe(key.as_str(), unit, &description);
+    }
+
+    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
+        match self.registry.series(Kind::Counter, key) {
+            Some(s) => Counter::from_arc(s),
+            None => Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
+        match self.registry.series(Kind::Gauge, key) {
+            Some(s) => Gauge::from_arc(s),
+            None => Gauge::noop(),
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
+        match self.registry.series(Kind::Histogram, key) {
+            Some(s) => Histogram::from_arc(s),
+            None => Histogram::noop(),
+        }
+    }
+}
+
+/// Builds a [`TelemetryRecorder`] and installs it as the global `metrics`
+/// recorder.
+///
+/// # Errors
+///
+/// [`MetricsError::AlreadyInstalled`] if a global recorder exists (from this
+/// crate or any other), [`MetricsError::InvalidBuckets`] for a bad config.
+///
+/// ```
+/// use telemetry_init_metrics::{MetricsConfig, MetricsError, install_recorder};
+///
+/// let handle = install_recorder(MetricsConfig::new()).unwrap();
+/// metrics::counter!("app.started").increment(1);
+/// assert_eq!(handle.series_count("app.started"), 1);
+/// assert!(matches!(install_recorder(MetricsConfig::new()), Err(MetricsError::AlreadyInstalled)));
+/// ```
+pub fn install_recorder(config: MetricsConfig) -> Result<MetricsHandle, MetricsError> {
+    let recorder = TelemetryRecorder::new(config)?;
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|_| MetricsError::AlreadyInstalled)?;
+    Ok(handle)
+}
+
+/// A cheap-to-clone handle to a recorder's registry: exposition, inspection,
+/// OTLP bridge, health helpers and the scrape listener.
+#[derive(Clone)]
+pub struct MetricsHandle {
+    registry: Arc<Registry>,
+}
+
+impl fmt::Debug for MetricsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsHandle").finish_non_exhaustive()
+    }
+}
+
+impl MetricsHandle {
+    /// Renders in the format chosen by an HTTP `Accept` header (see
+    /// [`Format::from_accept`]); returns `(content_type, body)`.
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let handle = TelemetryRecorder::new(MetricsConfig::new()).unwrap().handle();
+    /// let (ct, body) = handle.render(Some("application/openmetrics-text; version=1.0.0"));
+    /// assert_eq!(ct, OPENMETRICS_CONTENT_TYPE);
+    /// assert!(body.ends_with("# EOF\n"));
+    /// assert_eq!(handle.render(None).0, PROMETHEUS_CONTENT_TYPE);
+    /// ```
+    pub fn render(&self, accept: Option<&str>) -> (&'static str, String) {
+        let format = Format::from_accept(accept);
+        (
+            format.content_type(),
+            render::render(&self.registry, format),
+        )
+    }
+
+    /// Renders the Prometheus text format (0.0.4).
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let r = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+    /// metrics::with_local_recorder(&r, || metrics::gauge!("http.server.active_requests").set(3.0));
+    /// assert_eq!(
+    ///     r.handle().render_prometheus(),
+    ///     concat!(
+    ///         "# HELP http_server_active_requests Number of active HTTP server requests.\n",
+    ///         "# TYPE http_server_active_requests gauge\n",
+    ///         "http_server_active_requests 3\n",
+    ///     )
+    /// );
+    /// ```
+    pub fn render_prometheus(&self) -> String {
+        render::render(&self.registry, Format::Prometheus)
+    }
+
+    /// Renders OpenMetrics 1.0 text, with histogram exemplars and `# EOF`.
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let r = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+    /// metrics::with_local_recorder(&r, || metrics::counter!("jobs.done").increment(1));
+    /// let text = r.handle().render_openmetrics();
+    /// assert!(text.starts_with("# HELP jobs_done jobs.done\n# TYPE jobs_done counter\n"));
+    /// assert!(text.contains("\njobs_done_total 1\n"));
+    /// ```
+    pub fn render_openmetrics(&self) -> String {
+        render::render(&self.registry, Format::OpenMetrics)
+    }
+
+    /// Number of series (label sets) of metric `name` (OpenTelemetry name),
+    /// including the overflow series once it exists.
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let r = TelemetryRecorder::new(MetricsConfig::new().cardinality_limit_for("q", 2)).unwrap();
+    /// metrics::with_local_recorder(&r, || {
+    ///     for i in 0..10 {
+    ///         metrics::counter!("q", "id" => i.to_string()).increment(1);
+    ///     }
+    /// });
+    /// assert_eq!(r.handle().series_count("q"), 3);
+    /// assert_eq!(r.handle().series_count("unknown"), 0);
+    /// ```
+    pub fn series_count(&self, name: &str) -> usize {
+        self.registry.family(name).map_or(0, |f| f.series_count())
+    }
+
+    /// Number of records folded into the overflow series of `name`.
+    pub fn overflowed_records(&self, name: &str) -> u64 {
+        let Some(f) = self.registry.family(OVERFLOW_RECORDS_METRIC) else {
+            return 0;
+        };
+        let mut n = 0;
+        f.for_each_series(|s| {
+            if s.labels()
+                .iter()
+                .any(|l| l.key() == "metric.name" && l.value() == name)
+            {
+                n += s.counter_value();
+            }
+        });
+        n
+    }
+
+    /// The configuration the recorder was built with.
+    pub fn config(&self) -> &MetricsConfig {
+        &self.registry.config
+    }
+
+    /// Mirrors all current and future metrics to OpenTelemetry instruments
+    /// created from `meter` (see the crate docs, "OTLP bridge").
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsError::MeterAlreadyAttached`] on a second call or when the
+    /// config already carried a meter.
+    pub fn attach_meter(&self, meter: Meter) -> Result<(), MetricsError> {
+        if self.registry.attach_meter(meter) {
+            Ok(())
+        } else {
+            Err(MetricsError::MeterAlreadyAttached)
+        }
+    }
+
+    /// Health helpers labelled for OTLP/gRPC exporters and batching
+    /// processors ([`PipelineComponents::default`]).
+    pub fn pipeline_health(&self) -> PipelineHealth {
+        self.pipeline_health_with(PipelineComponents::default())
+    }
+
+    /// Health helpers labelled with the given component types.
+    pub fn pipeline_health_with(&self, components: PipelineComponents) -> PipelineHealth {
+        PipelineHealth::new(self.registry.clone(), components)
+    }
+
+    /// Starts a standalone scrape listener serving `GET /metrics` (format
+    /// negotiated from `Accept`) on `addr` — e.g. from
+    /// `TELEMETRY_PROMETHEUS_ADDR`. Binds synchronously so address errors
+    /// surface here. Runs on the current Tokio runtime when called inside
+    /// one, otherwise on a dedicated thread with its own single-threaded
+    /// runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsError::Io`] if binding fails.
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let handle = TelemetryRecorder::new(MetricsConfig::new()).unwrap().handle();
+    /// let server = handle.serve("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// assert_ne!(server.local_addr().port(), 0);
+    /// server.shutdown();
+    /// ```
+    pub fn serve(&self, addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
+        server::serve(self.clone(), addr)
+    }
+}

@@ -1,0 +1,420 @@
+//! Typed handles for the telemetry pipeline's own health metrics, named
+//! after the OpenTelemetry SDK self-observability semantic conventions
+//! (`otel.sdk.*`).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use metrics::{CounterFn, GaugeFn, HistogramFn, Key, Label};
+
+use crate::naming::Kind;
+use crate::registry::{Registry, Series};
+
+/// A telemetry signal as named by the `otel.sdk.*` metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans (`otel.sdk.*.span.*`, unit `{span}`).
+    Span,
+    /// Log records (`otel.sdk.*.log.*`, unit `{log_record}`).
+    Log,
+    /// Metric data points (`otel.sdk.exporter.metric_data_point.*`, unit
+    /// `{data_point}`). Metric data points have no processor, so the
+    /// processor/queue helpers are no-ops for this signal.
+    MetricDataPoint,
+}
+
+impl Signal {
+    /// All signals.
+    pub const ALL: [Signal; 3] = [Signal::Span, Signal::Log, Signal::MetricDataPoint];
+
+    /// The name segment used in metric names: `span`, `log`,
+    /// `metric_data_point`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Span => "span",
+            Signal::Log => "log",
+            Signal::MetricDataPoint => "metric_data_point",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Metric names of the health helpers, per signal.
+pub mod names {
+    /// `otel.sdk.exporter.operation.duration` (histogram, seconds).
+    pub const EXPORT_DURATION: &str = "otel.sdk.exporter.operation.duration";
+    /// `otel.sdk.exporter.span.exported` (counter).
+    pub const SPAN_EXPORTED: &str = "otel.sdk.exporter.span.exported";
+    /// `otel.sdk.exporter.log.exported` (counter).
+    pub const LOG_EXPORTED: &str = "otel.sdk.exporter.log.exported";
+    /// `otel.sdk.exporter.metric_data_point.exported` (counter).
+    pub const METRIC_DATA_POINT_EXPORTED: &str = "otel.sdk.exporter.metric_data_point.exported";
+    /// `otel.sdk.processor.span.processed` (counter).
+    pub const SPAN_PROCESSED: &str = "otel.sdk.processor.span.processed";
+    /// `otel.sdk.processor.log.processed` (counter).
+    pub const LOG_PROCESSED: &str = "otel.sdk.processor.log.processed";
+    /// `otel.sdk.processor.span.queue.size` (gauge).
+    pub const SPAN_QUEUE_SIZE: &str = "otel.sdk.processor.span.queue.size";
+    /// `otel.sdk.processor.log.queue.size` (gauge).
+    pub const LOG_QUEUE_SIZE: &str = "otel.sdk.processor.log.queue.size";
+    /// `otel.sdk.processor.span.queue.capacity` (gauge).
+    pub const SPAN_QUEUE_CAPACITY: &str = "otel.sdk.processor.span.queue.capacity";
+    /// `otel.sdk.processor.log.queue.capacity` (gauge).
+    pub const LOG_QUEUE_CAPACITY: &str = "otel.sdk.processor.log.queue.capacity";
+    /// `error.type` value used by [`PipelineHealth::dropped`](crate::PipelineHealth::dropped).
+    pub const QUEUE_FULL: &str = "queue_full";
+    /// Label key naming the component type (e.g. `otlp_grpc_span_exporter`).
+    pub const COMPONENT_TYPE: &str = "otel.component.type";
+    /// Label key of the failure reason.
+    pub const ERROR_TYPE: &str = "error.type";
+}
+
+fn exported_name(s: Signal) -> &'static str {
+    match s {
+        Signal::Span => names::SPAN_EXPORTED,
+        Signal::Log => names::LOG_EXPORTED,
+        Signal::MetricDataPoint => names::METRIC_DATA_POINT_EXPORTED,
+    }
+}
+
+fn processed_name(s: Signal) -> Option<&'static str> {
+    match s {
+        Signal::Span => Some(names::SPAN_PROCESSED),
+        Signal::Log => Some(names::LOG_PROCESSED),
+        Signal::MetricDataPoint => None,
+    }
+}
+
+fn queue_names(s: Signal) -> Option<(&'static str, &'static str)> {
+    match s {
+        Signal::Span => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
+        Signal::Log => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
+        Signal::MetricDataPoint => None,
+    }
+}
+
+/// Unit and description of the `otel.sdk.*` metrics (built-in catalogue).
+pub(crate) fn catalogue(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        names::EXPORT_DURATION => (
+            "s",
+            "The duration of exporting a batch of telemetry records.",
+        ),
+        names::SPAN_EXPORTED => (
+            "{span}",
+            "The number of spans for which the export has finished, either successful or failed.",
+        ),
+        names::LOG_EXPORTED => (
+            "{log_record}",
+            "The number of log records for which the export has finished, either successful or failed.",
+        ),
+        names::METRIC_DATA_POINT_EXPORTED => (
+            "{data_point}",
+            "The number of metric data points for which the export has finished, either successful or failed.",
+        ),
+        names::SPAN_PROCESSED => (
+            "{span}",
+            "The number of spans for which the processing has finished, either successful or failed.",
+        ),
+        names::LOG_PROCESSED => (
+            "{log_record}",
+            "The number of log records for which the processing has finished, either successful or failed.",
+        ),
+        names::SPAN_QUEUE_SIZE => (
+            "{span}",
+            "The number of spans in the queue of a given instance of an SDK span processor.",
+        ),
+        names::LOG_QUEUE_SIZE => (
+            "{log_record}",
+            "The number of log records in the queue of a given instance of an SDK log processor.",
+        ),
+        names::SPAN_QUEUE_CAPACITY => (
+            "{span}",
+            "The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
+        ),
+        names::LOG_QUEUE_CAPACITY => (
+            "{log_record}",
+            "The maximum number of log records the queue of a given instance of an SDK log processor can hold.",
+        ),
+        _ => return None,
+    })
+}
+
+/// The `otel.component.type` of each pipeline component.
+///
+/// ```
+/// use telemetry_init_metrics::PipelineComponents;
+/// let c = PipelineComponents::otlp_http();
+/// assert_eq!(c.span_exporter, "otlp_http_span_exporter");
+/// assert_eq!(PipelineComponents::default().span_exporter, "otlp_grpc_span_exporter");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineComponents {
+    /// Span exporter type, e.g. `otlp_grpc_span_exporter`.
+    pub span_exporter: Cow<'static, str>,
+    /// Log exporter type, e.g. `otlp_grpc_log_exporter`.
+    pub log_exporter: Cow<'static, str>,
+    /// Metric exporter type, e.g. `otlp_grpc_metric_exporter`.
+    pub metric_exporter: Cow<'static, str>,
+    /// Span processor type, e.g. `batching_span_processor`.
+    pub span_processor: Cow<'static, str>,
+    /// Log processor type, e.g. `batching_log_processor`.
+    pub log_processor: Cow<'static, str>,
+}
+
+impl Default for PipelineComponents {
+    fn default() -> Self {
+        Self::otlp_grpc()
+    }
+}
+
+impl PipelineComponents {
+    /// OTLP/gRPC exporters with batching processors.
+    pub fn otlp_grpc() -> Self {
+        Self {
+            span_exporter: "otlp_grpc_span_exporter".into(),
+            log_exporter: "otlp_grpc_log_exporter".into(),
+            metric_exporter: "otlp_grpc_metric_exporter".into(),
+            span_processor: "batching_span_processor".into(),
+            log_processor: "batching_log_processor".into(),
+        }
+    }
+
+    /// OTLP/HTTP (protobuf) exporters with batching processors.
+    pub fn otlp_http() -> Self {
+        Self {
+            span_exporter: "otlp_http_span_exporter".into(),
+            log_exporter: "otlp_http_log_exporter".into(),
+            metric_exporter: "otlp_http_metric_exporter".into(),
+            ..Self::otlp_grpc()
+        }
+    }
+
+    /// OTLP/HTTP (JSON) exporters with batching processors.
+    pub fn otlp_http_json() -> Self {
+        Self {
+            span_exporter: "otlp_http_json_span_exporter".into(),
+            log_exporter: "otlp_http_json_log_exporter".into(),
+            metric_exporter: "otlp_http_json_metric_exporter".into(),
+            ..Self::otlp_grpc()
+        }
+    }
+
+    fn exporter(&self, s: Signal) -> &str {
+        match s {
+            Signal::Span => &self.span_exporter,
+            Signal::Log => &self.log_exporter,
+            Signal::MetricDataPoint => &self.metric_exporter,
+        }
+    }
+
+    fn processor(&self, s: Signal) -> &str {
+        match s {
+            Signal::Span => &self.span_processor,
+            Signal::Log => &self.log_processor,
+            Signal::MetricDataPoint => "",
+        }
+    }
+}
+
+struct SignalHandles {
+    exported: Option<Arc<Series>>,
+    processed: Option<Arc<Series>>,
+    dropped: Option<Arc<Series>>,
+    queue_size: Option<Arc<Series>>,
+    queue_capacity: Option<Arc<Series>>,
+    duration: Option<Arc<Series>>,
+}
+
+/// Typed recorder for the pipeline's own health, for the exporter and
+/// processor wrappers of the main crate. Cheap to clone; success paths use
+/// pre-registered series (plain atomics), failures look their `error.type`
+/// series up in the registry.
+///
+/// | call | metric | labels |
+/// |---|---|---|
+/// | [`exported`](Self::exported) | `otel.sdk.exporter.{signal}.exported` | `otel.component.type` |
+/// | [`failed`](Self::failed) | `otel.sdk.exporter.{signal}.exported` | + `error.type` |
+/// | [`processed`](Self::processed) | `otel.sdk.processor.{span,log}.processed` | `otel.component.type` |
+/// | [`dropped`](Self::dropped) | `otel.sdk.processor.{span,log}.processed` | + `error.type="queue_full"` |
+/// | [`queue_size`](Self::queue_size) / [`queue_capacity`](Self::queue_capacity) | `otel.sdk.processor.{span,log}.queue.{size,capacity}` | `otel.component.type` |
+/// | [`export_duration`](Self::export_duration) | `otel.sdk.exporter.operation.duration` | `otel.component.type` (+ `error.type`) |
+///
+/// ```
+/// use telemetry_init_metrics::{MetricsConfig, Signal, TelemetryRecorder};
+///
+/// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+/// let health = recorder.handle().pipeline_health();
+/// health.exported(Signal::Span, 512);
+/// health.failed(Signal::Span, 3, "unavailable");
+/// health.dropped(Signal::Span, 1);
+/// health.queue_size(Signal::Span, 17);
+/// health.export_duration(Signal::Span, 0.012, None);
+/// let text = recorder.handle().render_prometheus();
+/// assert!(text.contains(
+///     "otel_sdk_exporter_span_exported_total{otel_component_type=\"otlp_grpc_span_exporter\"} 512"
+/// ));
+/// assert!(text.contains(
+///     "otel_sdk_processor_span_processed_total{otel_component_type=\"batching_span_processor\",error_type=\"queue_full\"} 1"
+/// ));
+/// ```
+#[derive(Clone)]
+pub struct PipelineHealth {
+    registry: Arc<Registry>,
+    components: Arc<PipelineComponents>,
+    signals: Arc<[SignalHandles; 3]>,
+}
+
+impl fmt::Debug for PipelineHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineHealth")
+            .field("components", &self.components)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+impl PipelineHealth {
+    pub(crate) fn new(registry: Arc<Registry>, components: PipelineComponents) -> Self {
+        let handles = |s: Signal| {
+            let exporter = Label::new(names::COMPONENT_TYPE, components.exporter(s).to_string());
+            let processor = Label::new(names::COMPONENT_TYPE, components.processor(s).to_string());
+            SignalHandles {
+                exported: registry.series(
+                    Kind::Counter,
+                    &key(exported_name(s), vec![exporter.clone()]),
+                ),
+                processed: processed_name(s)
+                    .and_then(|n| registry.series(Kind::Counter, &key(n, vec![processor.clone()]))),
+                dropped: processed_name(s).and_then(|n| {
+                    registry.series(
+                        Kind::Counter,
+                        &key(
+                            n,
+                            vec![
+                                processor.clone(),
+                                Label::new(names::ERROR_TYPE, names::QUEUE_FULL),
+                            ],
+                        ),
+                    )
+                }),
+                queue_size: queue_names(s).and_then(|(n, _)| {
+                    registry.series(Kind::Gauge, &key(n, vec![processor.clone()]))
+                }),
+                queue_capacity: queue_names(s).and_then(|(_, n)| {
+                    registry.series(Kind::Gauge, &key(n, vec![processor.clone()]))
+                }),
+                duration: registry.series(
+                    Kind::Histogram,
+                    &key(names::EXPORT_DURATION, vec![exporter]),
+                ),
+            }
+        };
+        let signals = Arc::new(Signal::ALL.map(handles));
+        Self {
+            registry,
+            components: Arc::new(components),
+            signals,
+        }
+    }
+
+    fn h(&self, s: Signal) -> &SignalHandles {
+        &self.signals[s.index()]
+    }
+
+    /// The component types this instance labels its series with.
+    pub fn components(&self) -> &PipelineComponents {
+        &self.components
+    }
+
+    /// `n` items of `signal` were exported successfully.
+    pub fn exported(&self, signal: Signal, n: u64) {
+        if let Some(s) = &self.h(signal).exported {
+            CounterFn::increment(&**s, n);
+        }
+    }
+
+    /// The export of `n` items of `signal` failed with `error_type` (e.g.
+    /// `timeout`, `unavailable`, an HTTP status code or a gRPC status name).
+    pub fn failed(&self, signal: Signal, n: u64, error_type: &str) {
+        let labels = vec![
+            Label::new(
+                names::COMPONENT_TYPE,
+                self.components.exporter(signal).to_string(),
+            ),
+            Label::new(names::ERROR_TYPE, error_type.to_string()),
+        ];
+        if let Some(s) = self
+            .registry
+            .series(Kind::Counter, &key(exported_name(signal), labels))
+        {
+            CounterFn::increment(&*s, n);
+        }
+    }
+
+    /// `n` items of `signal` were handed from the processor to the exporter.
+    /// No-op for [`Signal::MetricDataPoint`].
+    pub fn processed(&self, signal: Signal, n: u64) {
+        if let Some(s) = &self.h(signal).processed {
+            CounterFn::increment(&**s, n);
+        }
+    }
+
+    /// `n` items of `signal` were dropped because the processor queue was
+    /// full (`error.type="queue_full"`). No-op for [`Signal::MetricDataPoint`].
+    pub fn dropped(&self, signal: Signal, n: u64) {
+        if let Some(s) = &self.h(signal).dropped {
+            CounterFn::increment(&**s, n);
+        }
+    }
+
+    /// Sets the current processor queue size. No-op for
+    /// [`Signal::MetricDataPoint`].
+    pub fn queue_size(&self, signal: Signal, n: u64) {
+        if let Some(s) = &self.h(signal).queue_size {
+            GaugeFn::set(&**s, n as f64);
+        }
+    }
+
+    /// Sets the processor queue capacity. No-op for
+    /// [`Signal::MetricDataPoint`].
+    pub fn queue_capacity(&self, signal: Signal, n: u64) {
+        if let Some(s) = &self.h(signal).queue_capacity {
+            GaugeFn::set(&**s, n as f64);
+        }
+    }
+
+    /// Records the duration of one export call of `signal`'s exporter, with
+    /// `error.type` when it failed.
+    pub fn export_duration(&self, signal: Signal, seconds: f64, error_type: Option<&str>) {
+        match error_type {
+            None => {
+                if let Some(s) = &self.h(signal).duration {
+                    HistogramFn::record(&**s, seconds);
+                }
+            }
+            Some(e) => {
+                let labels = vec![
+                    Label::new(
+                        names::COMPONENT_TYPE,
+                        self.components.exporter(signal).to_string(),
+                    ),
+                    Label::new(names::ERROR_TYPE, e.to_string()),
+                ];
+                if let Some(s) = self
+                    .registry
+                    .series(Kind::Histogram, &key(names::EXPORT_DURATION, labels))
+                {
+                    HistogramFn::record(&*s, seconds);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Mirror of the facade metrics onto OpenTelemetry instruments.
+//!
+//! * counters → `ObservableCounter<u64>` whose callback reads our atomics
+//!   (zero hot-path cost, cumulative values identical to the scrape);
+//! * gauges → `ObservableGauge<f64>` (same);
+//! * histograms → synchronous `Histogram<f64>` with the same boundaries,
+//!   recorded next to our own buckets with a per-series attribute slice that
+//!   is built once at registration.
+
+use std::sync::{Arc, Weak};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, ObservableCounter, ObservableGauge};
+
+use crate::naming::Kind;
+use crate::registry::{Family, OVERFLOW_LABEL, Series};
+
+/// Instruments of one family.
+#[allow(dead_code)] // the observable handles are kept alive, never read
+pub(crate) enum OtelFamily {
+    Counter(ObservableCounter<u64>),
+    Gauge(ObservableGauge<f64>),
+    Histogram(Histogram<f64>),
+}
+
+/// Per-series OpenTelemetry state.
+pub(crate) struct OtelSeries {
+    pub(crate) attrs: Box<[KeyValue]>,
+    pub(crate) histogram: Option<Histogram<f64>>,
+}
+
+/// Attribute keys whose values semantic conventions define as integers.
+const INT_ATTRIBUTES: &[&str] = &[
+    "http.response.status_code",
+    "server.port",
+    "client.port",
+    "network.peer.port",
+    "rpc.grpc.status_code",
+];
+
+pub(crate) fn attributes(series: &Series) -> Box<[KeyValue]> {
+    series
+        .labels()
+        .iter()
+        .map(|l| {
+            let (k, v) = (l.key(), l.value());
+            if k == OVERFLOW_LABEL && v == "true" {
+                return KeyValue::new(k.to_string(), true);
+            }
+            if INT_ATTRIBUTES.contains(&k)
+                && let Ok(i) = v.parse::<i64>()
+            {
+                return KeyValue::new(k.to_string(), i);
+            }
+            KeyValue::new(k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+pub(crate) fn build_family(
+    meter: &Meter,
+    family: &Arc<Family>,
+    unit: Option<String>,
+    description: Option<String>,
+) -> OtelFamily {
+    let name = family.name().to_string();
+    let weak: Weak<Family> = Arc::downgrade(family);
+    match family.kind() {
+        Kind::Counter => {
+            let mut b = meter
+                .u64_observable_counter(name)
+                .with_callback(move |obs| {
+                    if let Some(f) = weak.upgrade() {
+                        f.for_each_series(|s| {
+                            if let Some(o) = s.otel() {
+                                obs.observe(s.counter_value(), &o.attrs);
+                            }
+                        });
+                    }
+                });
+            if let Some(u) = unit {
+                b = b.with_unit(u);
+            }
+            if let Some(d) = description {
+                b = b.with_description(d);
+            }
+            OtelFamily::Counter(b.build())
+        }
+        Kind::Gauge => {
+            let mut b = meter.f64_observable_gauge(name).with_callback(move |obs| {
+                if let Some(f) = weak.upgrade() {
+                    f.for_each_series(|s| {
+                        if let Some(o) = s.otel() {
+                            obs.observe(s.gauge_value(), &o.attrs);
+                        }
+                    });
+                }
+            });
+            if let Some(u) = unit {
+                b = b.with_unit(u);
+            }
+            if let Some(d) = description {
+                b = b.with_description(d);
+            }
+            OtelFamily::Gauge(b.build())
+        }
+        Kind::Histogram => {
+            let bounds = family.bounds().map(|b| b.to_vec()).unwrap_or_default();
+            let mut b = meter.f64_histogram(name).with_boundaries(bounds);
+            if let Some(u) = unit {
+                b = b.with_unit(u);
+            }
+            if let Some(d) = description {
+                b = b.with_description(d);
+            }
+            OtelFamily::Histogram(b.build())
+        }
+    }
+}
+
+pub(crate) fn build_series(family: &OtelFamily, series: &Series) -> OtelSeries {
+    OtelSeries {
+        attrs: attributes(series),
+        histogram: match family {
+            OtelFamily::Histogram(h) => Some(h.clone()),
+            _ => None,
+        },
+    }
+}
