@@ -1,0 +1,434 @@
+//! The W3C `tracestate` header: validation with the current key grammar.
+//!
+//! Grammar (W3C Trace Context level 2):
+//!
+//! ```text
+//! list             = list-member 0*31( OWS "," OWS list-member )
+//! list-member      = (key "=" value) / OWS          ; empty members are allowed
+//! key              = simple-key / multi-tenant-key
+//! simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+//! multi-tenant-key = tenant-id "@" system-id
+//! tenant-id        = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+//! system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
+//! value            = 0*255(chr) nblk-chr
+//! nblk-chr         = %x21-2B / %x2D-3C / %x3E-7E
+//! chr              = %x20 / nblk-chr
+//! ```
+//!
+//! Repeated headers are one list joined with `,`. Any invalid member, a
+//! duplicate key or more than 32 members invalidates the whole header.
+
+use std::fmt;
+
+use opentelemetry::trace::TraceState;
+
+use crate::traceparent::trim_ows;
+
+/// Maximum number of non-empty list members.
+pub const MAX_MEMBERS: usize = 32;
+
+/// Why a `tracestate` header was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TracestateError {
+    /// More than 32 non-empty list members.
+    #[error("tracestate has more than 32 list members")]
+    TooManyMembers,
+    /// A list member has no `=`.
+    #[error("tracestate list member {0} has no '='")]
+    MissingEquals(usize),
+    /// A list member key does not match the key grammar.
+    #[error("tracestate list member {0} has an invalid key")]
+    InvalidKey(usize),
+    /// A list member value does not match the value grammar.
+    #[error("tracestate list member {0} has an invalid value")]
+    InvalidValue(usize),
+    /// Two list members share a key.
+    #[error("tracestate list member {0} repeats an earlier key")]
+    DuplicateKey(usize),
+}
+
+/// A validated `tracestate` list, kept as its normalized header text
+/// (members trimmed of OWS, empty members removed, joined with `,`; keys and
+/// values byte-for-byte as received).
+///
+/// ```
+/// use telemetry_init_propagation::Tracestate;
+///
+/// let ts = Tracestate::parse("foo=1 \t , \t bar@baz= 2,").unwrap().unwrap();
+/// assert_eq!(ts.as_str(), "foo=1,bar@baz= 2");
+/// assert_eq!(ts.get("bar@baz"), Some(" 2"));
+/// assert_eq!(ts.len(), 2);
+/// assert!(Tracestate::parse("foo=1,foo=2").is_err());
+/// assert_eq!(Tracestate::parse(" , ").unwrap(), None);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Tracestate {
+    header: Box<str>,
+    members: u8,
+}
+
+impl Tracestate {
+    /// Parses one `tracestate` value. `Ok(None)` means the list is empty.
+    pub fn parse(value: &str) -> Result<Option<Self>, TracestateError> {
+        Self::from_values([value.as_bytes()])
+    }
+
+    /// Parses all values of the `tracestate` header as one list (the values are
+    /// joined with `,`, as HTTP field semantics say).
+    ///
+    /// WHY this differs from the stock propagator: it reads only the first
+    /// header value, trims lists longer than 32 members instead of dropping
+    /// them, rejects keys that the current grammar allows, and forwards
+    /// invalid members such as `foo=`.
+    pub fn from_values<'a, I>(values: I) -> Result<Option<Self>, TracestateError>
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut out = String::new();
+        let mut count = 0usize;
+        for value in values {
+            for raw in value.split(|&b| b == b',') {
+                let member = trim_ows(raw);
+                if member.is_empty() {
+                    continue;
+                }
+                let index = count;
+                count += 1;
+                if count > MAX_MEMBERS {
+                    // WHY: the spec says a list with more than 32 members is
+                    // invalid; the stock propagator silently keeps the first 32.
+                    return Err(TracestateError::TooManyMembers);
+                }
+                let eq = member
+                    .iter()
+                    .position(|&b| b == b'=')
+                    .ok_or(TracestateError::MissingEquals(index))?;
+                let (key, value) = (&member[..eq], &member[eq + 1..]);
+                if !is_valid_key(key) {
+                    return Err(TracestateError::InvalidKey(index));
+                }
+                if !is_valid_value(value) {
+                    return Err(TracestateError::InvalidValue(index));
+                }
+                // Both parts are ASCII now, so this conversion cannot fail.
+                let (Ok(key), Ok(value)) = (std::str::from_utf8(key), std::str::from_utf8(value))
+                else {
+                    return Err(TracestateError::InvalidKey(index));
+                };
+                if iter_members(&out).any(|(k, _)| k == key) {
+                    return Err(TracestateError::DuplicateKey(index));
+                }
+                if !out.is_empty() {
+                    out.push(',');
+                }
+                out.push_str(key);
+                out.push('=');
+                out.push_str(value);
+            }
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Tracestate {
+            header: out.into_boxed_str(),
+            members: count as u8,
+        }))
+    }
+
+    /// The normalized header text.
+    pub fn as_str(&self) -> &str {
+        &self.header
+    }
+
+    /// Number of list members (1..=32).
+    pub fn len(&self) -> usize {
+        usize::from(self.members)
+    }
+
+    /// Always `false`: an empty list is represented as `None`.
+    pub fn is_empty(&self) -> bool {
+        self.members == 0
+    }
+
+    /// The value for `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Iterates `(key, value)` pairs in header order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        iter_members(&self.header)
+    }
+
+    /// Converts to an `opentelemetry` [`TraceState`], or `None` when that type
+    /// cannot represent this list.
+    ///
+    /// WHY `None` can happen: `TraceState`'s own key check (0.33) rejects a
+    /// valid multi-tenant key whose system-id has 14 characters (it allows
+    /// 13). Callers then keep the raw header (see
+    /// [`crate::Extracted::tracestate`]) so it is still forwarded.
+    pub fn to_trace_state(&self) -> Option<TraceState> {
+        TraceState::from_key_value(self.iter()).ok()
+    }
+
+    /// Builds a list from an `opentelemetry` [`TraceState`] (its `header()`),
+    /// validated with our grammar; `None` if empty or invalid.
+    pub fn from_trace_state(trace_state: &TraceState) -> Option<Self> {
+        let header = trace_state.header();
+        Self::parse(&header).ok().flatten()
+    }
+
+    /// The header value, ready to send.
+    pub fn to_header_value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_str(&self.header).ok()
+    }
+}
+
+impl fmt::Display for Tracestate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.header)
+    }
+}
+
+impl fmt::Debug for Tracestate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Tracestate").field(&&*self.header).finish()
+    }
+}
+
+fn iter_members(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(|m| m.split_once('=').unwrap_or((m, "")))
+}
+
+#[inline]
+fn is_key_char(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+}
+
+/// Whether `key` is a valid `tracestate` key under the current grammar
+/// (simple keys up to 256 characters, `tenant@system` keys with a tenant of up
+/// to 241 and a system of up to 14 characters).
+///
+/// ```
+/// use telemetry_init_propagation::tracestate::is_valid_key;
+///
+/// assert!(is_valid_key(b"congo"));
+/// assert!(is_valid_key(b"0tenant@vendor"));
+/// assert!(!is_valid_key(b"0simple"));
+/// assert!(!is_valid_key(b"foo@"));
+/// ```
+pub fn is_valid_key(key: &[u8]) -> bool {
+    match key.iter().position(|&b| b == b'@') {
+        None => {
+            matches!(key.first(), Some(b'a'..=b'z'))
+                && key.len() <= 256
+                && key.iter().all(|&b| is_key_char(b))
+        }
+        Some(at) => {
+            let (tenant, system) = (&key[..at], &key[at + 1..]);
+            matches!(tenant.first(), Some(b'a'..=b'z' | b'0'..=b'9'))
+                && tenant.len() <= 241
+                && tenant.iter().all(|&b| is_key_char(b))
+                && matches!(system.first(), Some(b'a'..=b'z'))
+                && system.len() <= 14
+                && system.iter().all(|&b| is_key_char(b))
+        }
+    }
+}
+
+/// Whether `value` is a valid `tracestate` value: 1 to 256 printable ASCII
+/// characters except `,` and `=`, not ending in a space.
+///
+/// ```
+/// use telemetry_init_propagation::tracestate::is_valid_value;
+///
+/// assert!(is_valid_value(b" leading space is fine"));
+/// assert!(!is_valid_value(b""));
+/// assert!(!is_valid_value(b"a=b"));
+/// ```
+pub fn is_valid_value(value: &[u8]) -> bool {
+    let nblk = |b: u8| matches!(b, 0x21..=0x2b | 0x2d..=0x3c | 0x3e..=0x7e);
+    match value.last() {
+        Some(&last) if nblk(last) => {
+            value.len() <= 256 && value.iter().all(|&b| b == b' ' || nblk(b))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(values: &[&str]) -> Result<Option<Tracestate>, TracestateError> {
+        Tracestate::from_values(values.iter().map(|v| v.as_bytes()))
+    }
+
+    fn ok(values: &[&str]) -> Tracestate {
+        parse(values).unwrap().unwrap()
+    }
+
+    #[test]
+    fn joins_repeated_headers_in_order() {
+        let ts = ok(&["foo=1,bar=2", "rojo=1,congo=2", "baz=3"]);
+        assert_eq!(ts.as_str(), "foo=1,bar=2,rojo=1,congo=2,baz=3");
+        assert_eq!(ts.len(), 5);
+    }
+
+    #[test]
+    fn empty_values_and_members_are_skipped() {
+        assert_eq!(parse(&[""]).unwrap(), None);
+        assert_eq!(parse(&[" \t , ,"]).unwrap(), None);
+        assert_eq!(ok(&["foo=1", ""]).as_str(), "foo=1");
+        assert_eq!(ok(&["", "foo=1"]).as_str(), "foo=1");
+        assert_eq!(ok(&[",,foo=1,,"]).as_str(), "foo=1");
+    }
+
+    #[test]
+    fn ows_around_members() {
+        for v in [
+            "foo=1 \t , \t bar=2, \t baz=3",
+            "foo=1\t \t,\t \tbar=2,\t \tbaz=3",
+        ] {
+            assert_eq!(ok(&[v]).as_str(), "foo=1,bar=2,baz=3");
+        }
+        for v in [" foo=1", "\tfoo=1", "foo=1 ", "foo=1\t", "\t foo=1 \t"] {
+            assert_eq!(ok(&[v]).get("foo"), Some("1"));
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_drop_everything() {
+        assert_eq!(
+            parse(&["foo=1,foo=1"]),
+            Err(TracestateError::DuplicateKey(1))
+        );
+        assert_eq!(
+            parse(&["foo=1,foo=2"]),
+            Err(TracestateError::DuplicateKey(1))
+        );
+        assert_eq!(
+            parse(&["foo=1", "foo=1"]),
+            Err(TracestateError::DuplicateKey(1))
+        );
+        assert_eq!(
+            parse(&["foo=1", "foo=2"]),
+            Err(TracestateError::DuplicateKey(1))
+        );
+        // A prefix is not a duplicate.
+        assert_eq!(ok(&["foo=1,fo=2,foo@x=3"]).len(), 3);
+    }
+
+    #[test]
+    fn member_count_limit() {
+        let members: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+        let ts = ok(&[&members[..32].join(",")]);
+        assert_eq!(ts.len(), 32);
+        assert_eq!(ts.get("bar01"), Some("01"));
+        assert_eq!(
+            parse(&[&members[..30].join(","), &members[30..].join(",")]),
+            Err(TracestateError::TooManyMembers)
+        );
+        // Empty members do not count.
+        let padded = format!("{},,,, ,", members[..32].join(","));
+        assert_eq!(ok(&[&padded]).len(), 32);
+    }
+
+    #[test]
+    fn all_allowed_characters() {
+        let key: String = ('a'..='z').chain('0'..='9').chain("_-*/".chars()).collect();
+        let vendor_key = format!("{key}@a-z0-9_-*/");
+        let value: String = (0x20u8..=0x7e)
+            .filter(|b| *b != b',' && *b != b'=')
+            .map(char::from)
+            .collect();
+        let ts = ok(&[&format!("{key}={value}")]);
+        assert_eq!(ts.get(&key), Some(value.as_str()));
+        let ts = ok(&[&format!("{vendor_key}={value}")]);
+        assert_eq!(ts.get(&vendor_key), Some(value.as_str()));
+    }
+
+    #[test]
+    fn illegal_keys() {
+        for v in ["foo =1", "FOO=1", "foo.bar=1", "0foo=1", "=1", "fo\u{e9}=1"] {
+            assert!(
+                matches!(parse(&[v]), Err(TracestateError::InvalidKey(0))),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn illegal_vendor_format() {
+        for v in [
+            "foo@=1,bar=2",
+            "@foo=1,bar=2",
+            "foo@@bar=1,bar=2",
+            "foo@bar@baz=1,bar=2",
+            "foo@0bar=1,bar=2",
+            "foo@Bar=1,bar=2",
+        ] {
+            assert_eq!(parse(&[v]), Err(TracestateError::InvalidKey(0)), "{v}");
+        }
+    }
+
+    #[test]
+    fn key_length_limits() {
+        assert!(parse(&["foo=1", &format!("{}=1", "z".repeat(256))]).is_ok());
+        assert_eq!(
+            parse(&["foo=1", &format!("{}=1", "z".repeat(257))]),
+            Err(TracestateError::InvalidKey(1))
+        );
+        let max_tenant = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
+        assert_eq!(ok(&["foo=1", &max_tenant]).get("foo"), Some("1"));
+        assert_eq!(
+            parse(&["foo=1", &format!("{}@v=1", "t".repeat(242))]),
+            Err(TracestateError::InvalidKey(1))
+        );
+        assert_eq!(
+            parse(&["foo=1", &format!("t@{}=1", "v".repeat(15))]),
+            Err(TracestateError::InvalidKey(1))
+        );
+    }
+
+    #[test]
+    fn illegal_values() {
+        assert_eq!(
+            parse(&["foo=bar=baz"]),
+            Err(TracestateError::InvalidValue(0))
+        );
+        assert_eq!(
+            parse(&["foo=,bar=3"]),
+            Err(TracestateError::InvalidValue(0))
+        );
+        assert_eq!(parse(&["foo=a\tb"]), Err(TracestateError::InvalidValue(0)));
+        assert_eq!(
+            parse(&[&format!("foo={}", "v".repeat(257))]),
+            Err(TracestateError::InvalidValue(0))
+        );
+        assert!(parse(&[&format!("foo={}", "v".repeat(256))]).is_ok());
+        assert_eq!(parse(&["foo"]), Err(TracestateError::MissingEquals(0)));
+    }
+
+    #[test]
+    fn non_utf8_is_rejected_not_panicking() {
+        assert!(Tracestate::from_values([&b"foo=\xff"[..]]).is_err());
+        assert!(Tracestate::from_values([&b"\xc3\xa9=1"[..]]).is_err());
+    }
+
+    #[test]
+    fn conversion_to_opentelemetry_trace_state() {
+        let ts = ok(&["foo=1,bar@baz=2"]);
+        let otel = ts.to_trace_state().unwrap();
+        assert_eq!(otel.header(), "foo=1,bar@baz=2");
+        assert_eq!(Tracestate::from_trace_state(&otel), Some(ts));
+        // Valid for the spec, not representable by TraceState 0.33.
+        let wide = ok(&[&format!("t@{}=1", "v".repeat(14))]);
+        assert_eq!(wide.to_trace_state(), None);
+        assert_eq!(Tracestate::from_trace_state(&TraceState::NONE), None);
+    }
+}
