@@ -46,8 +46,13 @@ pub(crate) enum Admission {
 
 /// Counts the request, then applies the current [`Behavior`]: waits while it
 /// is `Hang`.
-pub(crate) async fn admit(shared: &Shared, transport: Transport, signal: Signal) -> Admission {
-    shared.count_request(transport, signal);
+pub(crate) async fn admit(
+    shared: &Shared,
+    transport: Transport,
+    signal: Signal,
+    gzip: bool,
+) -> Admission {
+    shared.count_request(transport, signal, gzip);
     let mut behavior_rx = shared.behavior.subscribe();
     let mut shutdown_rx = shared.shutdown.subscribe();
     let mut counted = false;
@@ -121,7 +126,12 @@ async fn grpc_export<K: Kind>(
     shared: &Shared,
     req: tonic::Request<K::Req>,
 ) -> Result<tonic::Response<K::Resp>, tonic::Status> {
-    match admit(shared, Transport::Grpc, K::SIGNAL).await {
+    let gzip = req
+        .metadata()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    match admit(shared, Transport::Grpc, K::SIGNAL, gzip).await {
         Admission::Accept => {
             K::store(shared, req.get_ref(), Transport::Grpc);
             Ok(tonic::Response::new(K::Resp::default()))
@@ -299,7 +309,8 @@ async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Byt
         Encoding::Protobuf => Transport::HttpProtobuf,
         Encoding::Json => Transport::HttpJson,
     };
-    match admit(&shared, transport, K::SIGNAL).await {
+    let gzip = matches!(content_encoding.as_str(), "gzip" | "x-gzip");
+    match admit(&shared, transport, K::SIGNAL, gzip).await {
         Admission::Accept => {
             K::store(&shared, &req, transport);
             let resp = K::Resp::default();

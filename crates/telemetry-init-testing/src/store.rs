@@ -67,6 +67,9 @@ pub struct ReceiverStats {
     pub hung_requests: u64,
     /// HTTP requests rejected as malformed (bad body, encoding or content type).
     pub rejected_requests: u64,
+    /// Export requests that arrived gzip-compressed (gRPC `grpc-encoding: gzip`
+    /// or HTTP `Content-Encoding: gzip`).
+    pub gzip_requests: u64,
     /// Spans currently stored.
     pub stored_spans: usize,
     /// Log records currently stored.
@@ -113,6 +116,7 @@ pub(crate) struct State {
     requests: [[u64; 3]; 3],
     by_behavior: [u64; 3],
     rejected: u64,
+    gzip: u64,
 }
 
 impl State {
@@ -171,6 +175,7 @@ impl Shared {
                 requests: [[0; 3]; 3],
                 by_behavior: [0; 3],
                 rejected: 0,
+                gzip: 0,
             }),
             generation: watch::Sender::new(0),
             behavior: watch::Sender::new(Behavior::Accept),
@@ -192,8 +197,14 @@ impl Shared {
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
 
-    pub(crate) fn count_request(&self, transport: Transport, signal: Signal) {
-        self.lock().requests[t_index(transport)][s_index(signal)] += 1;
+    pub(crate) fn count_request(&self, transport: Transport, signal: Signal, gzip: bool) {
+        {
+            let mut st = self.lock();
+            st.requests[t_index(transport)][s_index(signal)] += 1;
+            if gzip {
+                st.gzip += 1;
+            }
+        }
         self.bump();
     }
 
@@ -286,6 +297,7 @@ impl Shared {
             unavailable_requests: st.by_behavior[1],
             hung_requests: st.by_behavior[2],
             rejected_requests: st.rejected,
+            gzip_requests: st.gzip,
             stored_spans: st.spans.len(),
             stored_logs: st.logs.len(),
             stored_metrics: st.metrics.len(),
