@@ -241,7 +241,7 @@ proptest! {
         let mut headers = HeaderMap::new();
         for (name, value) in &pairs {
             if let Ok(v) = HeaderValue::from_bytes(value) {
-                headers.append(HeaderName::from_static(*name), v);
+                headers.append(HeaderName::from_static(name), v);
             }
         }
         let e = extract(&headers);
