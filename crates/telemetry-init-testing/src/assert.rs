@@ -601,8 +601,25 @@ pub fn no_secrets(spans: &[ReceivedSpan], logs: &[ReceivedLog]) -> Result<(), As
         }
         check_resource(&mut problems, &s.resource);
     }
-    for l in logs {
-        let loc = || describe_log(l);
+    for (i, l) in logs.iter().enumerate() {
+        // Never quote a body that holds a secret in the message.
+        let body_leaks = l
+            .body
+            .as_ref()
+            .is_some_and(|b| b.strings().iter().any(|t| find_secret(t).is_some()));
+        let loc = || {
+            if body_leaks {
+                format!(
+                    "log record #{i} (service `{}`, severity {} {:?}, time {})",
+                    l.service_name().unwrap_or("<no service.name>"),
+                    l.severity_number,
+                    l.severity_text,
+                    l.effective_time_unix_nanos()
+                )
+            } else {
+                describe_log(l)
+            }
+        };
         if let Some(body) = &l.body {
             for text in body.strings() {
                 if let Some(why) = find_secret(text) {
