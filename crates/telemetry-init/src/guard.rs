@@ -98,6 +98,7 @@ pub(crate) struct Parts {
     pub(crate) runtime: Option<ExportRuntime>,
     pub(crate) stdout: Option<tracing_appender::non_blocking::WorkerGuard>,
     pub(crate) drop_timeout: Duration,
+    pub(crate) metrics_server: Option<telemetry_init_metrics::MetricsServer>,
 }
 
 /// Keeps telemetry running; flushes and stops it on
@@ -251,6 +252,9 @@ fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
         elapsed_ms = report.elapsed.as_millis() as u64,
         "telemetry shut down"
     );
+    if let Some(server) = parts.metrics_server {
+        server.shutdown();
+    }
     // The stdout writer goes last so the line above is printed.
     drop(parts.stdout);
     drop(parts.runtime);

@@ -27,6 +27,7 @@
 pub mod config;
 mod error;
 mod guard;
+pub mod http;
 mod install;
 mod logs;
 mod metrics_export;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 pub use config::{Builder, Config};
 pub use error::Error;
 pub use guard::{ShutdownReport, SignalReport, TelemetryGuard};
+pub use http::{ClientLayer, ServerLayer};
 pub use logs::current_trace_ids;
 
 pub use opentelemetry;
@@ -69,10 +71,25 @@ pub fn builder() -> Builder {
     Builder::default()
 }
 
+/// The server middleware with its defaults: `.layer(telemetry_init::layer())`.
+///
+/// See [`http::server`] for what it records and how to configure it.
+pub fn layer() -> ServerLayer {
+    ServerLayer::new()
+}
+
+pub(crate) static GLOBAL_HANDLE: std::sync::OnceLock<TelemetryHandle> = std::sync::OnceLock::new();
+
+/// The handle of the telemetry [`install`] set up in this process, if any.
+pub fn handle() -> Option<TelemetryHandle> {
+    GLOBAL_HANDLE.get().cloned()
+}
+
 /// Shared access to what [`install`] set up; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TelemetryHandle {
     config: Arc<Config>,
+    metrics: telemetry_init_metrics::MetricsHandle,
 }
 
 impl TelemetryHandle {
@@ -80,4 +97,45 @@ impl TelemetryHandle {
     pub fn config(&self) -> &Config {
         &self.config
     }
+
+    /// The metrics registry behind the `metrics` facade.
+    pub fn metrics(&self) -> &telemetry_init_metrics::MetricsHandle {
+        &self.metrics
+    }
+
+    /// Renders the metrics for a scrape, choosing OpenMetrics (with
+    /// exemplars) or the Prometheus text format from the `Accept` header.
+    /// Returns `(content_type, body)`.
+    pub fn render_metrics(&self, accept: Option<&str>) -> (&'static str, String) {
+        self.metrics.render(accept)
+    }
+
+    /// An axum router serving `GET /metrics` (merge it into your app).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), telemetry_init::Error> {
+    /// let telemetry = telemetry_init::install()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .merge(telemetry.handle().metrics_router());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "axum")]
+    pub fn metrics_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let handle = self.clone();
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move |headers: ::http::HeaderMap| {
+                let handle = handle.clone();
+                async move {
+                    let accept = headers
+                        .get(::http::header::ACCEPT)
+                        .and_then(|v| v.to_str().ok());
+                    let (ct, body) = handle.render_metrics(accept);
+                    ([(::http::header::CONTENT_TYPE, ct)], body)
+                }
+            }),
+        )
+    }
 }
+
+pub use telemetry_init_metrics as metrics;

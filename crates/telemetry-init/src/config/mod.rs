@@ -131,6 +131,9 @@ pub struct Config {
     pub prometheus_addr: Option<SocketAddr>,
     /// `TELEMETRY_SHUTDOWN_TIMEOUT`: what `Drop` of the guard waits at most.
     pub shutdown_timeout: Duration,
+    /// Latency SLO thresholds (seconds) that must be bucket boundaries of
+    /// `http.server.request.duration`.
+    pub slo_latency_thresholds: Vec<f64>,
     /// Whether stdout gets JSON lines (`TELEMETRY_LOG_FORMAT=json`, the default)
     /// or human-readable text (`text`).
     pub log_format: LogFormat,
@@ -216,6 +219,7 @@ pub struct Builder {
     pub(crate) disabled_signals: Vec<Signal>,
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) lookup: Option<Lookup>,
+    pub(crate) slo_latency_thresholds: Vec<f64>,
 }
 
 impl fmt::Debug for Builder {
@@ -320,6 +324,13 @@ impl Builder {
     /// The stdout line format (`TELEMETRY_LOG_FORMAT` wins).
     pub fn log_format(mut self, format: LogFormat) -> Self {
         self.log_format = Some(format);
+        self
+    }
+
+    /// Makes `seconds` a bucket boundary of `http.server.request.duration`,
+    /// so a latency SLO with that threshold can be computed exactly.
+    pub fn slo_latency_threshold(mut self, seconds: f64) -> Self {
+        self.slo_latency_thresholds.push(seconds);
         self
     }
 
@@ -515,6 +526,7 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         prometheus_addr,
         shutdown_timeout,
         log_format,
+        slo_latency_thresholds: b.slo_latency_thresholds.clone(),
     })
 }
 

@@ -145,3 +145,15 @@ fn hex16(bytes: [u8; 8]) -> [u8; 16] {
     }
     out
 }
+
+/// The request id of the current span or its closest ancestor, when the
+/// request middleware set one.
+pub(crate) fn current_request_id() -> Option<Arc<str>> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+            let span = registry.span(id)?;
+            request_id_of(&span)
+        })
+        .flatten()
+}

@@ -4,5 +4,6 @@ mod correlation;
 mod json;
 
 pub(crate) use correlation::CorrelationLayer;
+pub(crate) use correlation::current_request_id;
 pub use correlation::current_trace_ids;
 pub(crate) use json::JsonFormat;

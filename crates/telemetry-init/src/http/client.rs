@@ -1,0 +1,279 @@
+//! Client-side propagation: a CLIENT span per outgoing request, with
+//! `traceparent`, `tracestate`, `baggage` and the current request id
+//! injected, for tower/hyper clients ([`ClientLayer`]) and reqwest
+//! ([`TracedRequest::send_traced`]).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use telemetry_init::http::client::TracedRequest;
+//!
+//! # async fn call() -> Result<(), reqwest::Error> {
+//! let client = reqwest::Client::new();
+//! // Inside a request handled by `telemetry_init::layer()`, this call is a
+//! // child span of the request and carries its trace context downstream.
+//! let res = client.get("http://inventory:3000/items").send_traced().await?;
+//! # let _ = res; Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use pin_project_lite::pin_project;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{attributes, slo};
+
+/// A CLIENT span, started, with its context injected into `headers`.
+#[derive(Debug)]
+struct ClientCall {
+    span: tracing::Span,
+    started: Instant,
+    method: &'static str,
+    host: String,
+}
+
+impl ClientCall {
+    fn start(method: &Method, uri: &http::Uri, headers: &mut HeaderMap) -> Self {
+        let (method, original) = attributes::method(method);
+        let host = uri.host().unwrap_or("").to_string();
+        let port = uri
+            .port_u16()
+            .or_else(|| match uri.scheme_str() {
+                Some("https") => Some(443),
+                _ => Some(80),
+            })
+            .map(i64::from);
+        let full = redact_url(uri);
+        let span = tracing::info_span!(
+            target: "telemetry_init::http",
+            "http client request",
+            otel.name = method,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method,
+            http.request.method_original = original,
+            http.response.status_code = tracing::field::Empty,
+            server.address = host.as_str(),
+            server.port = port,
+            url.full = full.as_str(),
+            error.type = tracing::field::Empty,
+        );
+        telemetry_init_propagation::inject_context(&span.context(), headers);
+        if let Some(rid) = crate::logs::current_request_id()
+            && let Ok(v) = HeaderValue::from_str(&rid)
+        {
+            headers.insert("x-request-id", v);
+        }
+        Self {
+            span,
+            started: Instant::now(),
+            method,
+            host,
+        }
+    }
+
+    fn finish(&self, status: Option<u16>, error: Option<&str>) {
+        if let Some(s) = status {
+            self.span.record("http.response.status_code", i64::from(s));
+        }
+        // For clients, 4xx are errors too (the semantic conventions).
+        let status_error = status.filter(|s| *s >= 400).map(slo::status_label);
+        let error = error
+            .map(str::to_string)
+            .or(status_error.map(|s| s.to_string()));
+        if let Some(e) = &error {
+            self.span.record("error.type", e.as_str());
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let status = status
+            .map(slo::status_label)
+            .unwrap_or(metrics::SharedString::const_str(""));
+        match error {
+            None => metrics::histogram!(
+                slo::names::HTTP_CLIENT_DURATION,
+                "http.request.method" => self.method,
+                "server.address" => self.host.clone(),
+                "http.response.status_code" => status
+            ),
+            Some(e) => metrics::histogram!(
+                slo::names::HTTP_CLIENT_DURATION,
+                "http.request.method" => self.method,
+                "server.address" => self.host.clone(),
+                "http.response.status_code" => status,
+                "error.type" => e
+            ),
+        }
+        .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// `url.full` without userinfo and with secret query values redacted.
+fn redact_url(uri: &http::Uri) -> String {
+    let mut out = String::new();
+    if let Some(s) = uri.scheme_str() {
+        out.push_str(s);
+        out.push_str("://");
+    }
+    if let Some(a) = uri.authority() {
+        // userinfo (`user:pass@`) is a credential.
+        let a = a.as_str();
+        out.push_str(a.rsplit_once('@').map_or(a, |(_, host)| host));
+    }
+    out.push_str(uri.path());
+    if let Some(q) = uri.query() {
+        out.push('?');
+        out.push_str(&attributes::redact_query(q));
+    }
+    out
+}
+
+/// [`tower::Layer`] for HTTP clients (hyper-util's legacy client, tower
+/// stacks): one CLIENT span per request, context and request id injected.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use telemetry_init::http::ClientLayer;
+///
+/// let svc = ServiceBuilder::new()
+///     .layer(ClientLayer::new())
+///     .service_fn(|req: http::Request<String>| async move {
+///         assert!(req.headers().contains_key("traceparent") || true);
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+///     });
+/// # let _ = svc;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientLayer {
+    _priv: (),
+}
+
+impl ClientLayer {
+    /// A client layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> tower::Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientService { inner }
+    }
+}
+
+/// The [`tower::Service`] made by [`ClientLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientService<S> {
+    inner: S,
+}
+
+impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for ClientService<S>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ClientFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let call = ClientCall::start(&method, &uri, req.headers_mut());
+        let inner = {
+            let _e = call.span.enter();
+            self.inner.call(req)
+        };
+        ClientFuture {
+            inner,
+            call: Some(call),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`ClientService`].
+    pub struct ClientFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<ClientCall>,
+    }
+}
+
+impl<F, B, E> Future for ClientFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = match this.call.as_ref() {
+            Some(c) => {
+                let _e = c.span.enter();
+                std::task::ready!(this.inner.poll(cx))
+            }
+            None => std::task::ready!(this.inner.poll(cx)),
+        };
+        if let Some(call) = this.call.take() {
+            match &out {
+                Ok(res) => call.finish(Some(res.status().as_u16()), None),
+                Err(_) => call.finish(None, Some("_OTHER")),
+            }
+        }
+        Poll::Ready(out)
+    }
+}
+
+/// Sends a reqwest request inside a CLIENT span, with trace context, baggage
+/// and the request id injected.
+#[cfg(feature = "reqwest")]
+pub trait TracedRequest {
+    /// Like `RequestBuilder::send`, traced.
+    fn send_traced(self) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send;
+}
+
+#[cfg(feature = "reqwest")]
+impl TracedRequest for reqwest::RequestBuilder {
+    fn send_traced(self) -> impl Future<Output = Result<reqwest::Response, reqwest::Error>> + Send {
+        use tracing::Instrument;
+        let (client, req) = self.build_split();
+        async move {
+            let mut req = req?;
+            let uri: http::Uri = req.url().as_str().parse().unwrap_or_default();
+            let method = req.method().clone();
+            let call = ClientCall::start(&method, &uri, req.headers_mut());
+            let span = call.span.clone();
+            let result = client.execute(req).instrument(span).await;
+            match &result {
+                Ok(res) => call.finish(Some(res.status().as_u16()), None),
+                Err(e) if e.is_timeout() => call.finish(None, Some("timeout")),
+                Err(_) => call.finish(None, Some("_OTHER")),
+            }
+            result
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_credentials() {
+        let uri: http::Uri = "http://user:pw@example.com:8080/a?token=t&q=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redact_url(&uri),
+            "http://example.com:8080/a?token=REDACTED&q=1"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! HTTP and gRPC middleware: server spans, propagation both ways, request
+//! ids, redaction and RED metrics.
+
+mod attributes;
+pub mod client;
+pub mod server;
+pub mod slo;
+
+pub use client::{ClientLayer, ClientService};
+pub use server::{RequestBaggage, RequestId, ServerLayer, ServerService};

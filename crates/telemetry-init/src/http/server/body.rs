@@ -1,0 +1,78 @@
+//! The response body: keeps the span open until the body is sent and reads
+//! gRPC trailers.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use super::future::{Pending, grpc_status};
+
+pin_project! {
+    /// The response body of [`ServerService`](super::ServerService).
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        span: Option<tracing::Span>,
+        grpc: Option<Pending>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn passthrough(inner: B) -> Self {
+        Self {
+            inner,
+            span: None,
+            grpc: None,
+        }
+    }
+
+    pub(crate) fn traced(inner: B, span: tracing::Span, grpc: Option<Pending>) -> Self {
+        Self {
+            inner,
+            span: Some(span),
+            grpc,
+        }
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(trailers) = f.trailers_ref()
+                    && let Some(mut p) = this.grpc.take()
+                {
+                    // A missing grpc-status is a broken response: UNKNOWN.
+                    p.finish_grpc(grpc_status(trailers).unwrap_or(2));
+                }
+            }
+            Some(Err(_)) | None => {
+                if let Some(mut p) = this.grpc.take() {
+                    p.finish_grpc(2);
+                }
+                // The span ends when the body is complete, not when the
+                // headers were produced.
+                this.span.take();
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,240 @@
+//! The response future: finishes the span and records the metrics.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use super::body::ResponseBody;
+use super::{RequestId, route_label};
+use crate::http::slo;
+
+/// What is known about a request until it completes. Dropping it before
+/// completion means the request was cancelled (client gone, timeout): the
+/// span and the metrics say so instead of leaking an in-flight count.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    started: Instant,
+    method: &'static str,
+    route: Option<String>,
+    grpc: Option<(String, String)>,
+    request_id: RequestId,
+    active: metrics::Gauge,
+    span: tracing::Span,
+    done: bool,
+}
+
+impl Pending {
+    pub(crate) fn start(
+        method: &'static str,
+        route: Option<String>,
+        grpc: Option<(String, String)>,
+        request_id: RequestId,
+        span: tracing::Span,
+    ) -> Self {
+        let active = slo::active(method, route_label(route.as_deref()));
+        active.increment(1.0);
+        Self {
+            started: Instant::now(),
+            method,
+            route,
+            grpc,
+            request_id,
+            active,
+            span,
+            done: false,
+        }
+    }
+
+    fn fail(&mut self, error_type: &str) {
+        self.span.record("error.type", error_type);
+        self.span.record("otel.status_code", "ERROR");
+    }
+
+    /// Completes an HTTP request with its status.
+    fn finish_http(&mut self, status: u16) {
+        self.done = true;
+        self.span
+            .record("http.response.status_code", i64::from(status));
+        let label = slo::status_label(status);
+        let error = (status >= 500).then(|| label.to_string());
+        if let Some(e) = &error {
+            self.fail(e);
+        }
+        let elapsed = self.started.elapsed();
+        slo::http_server(
+            self.method,
+            route_label(self.route.as_deref()),
+            Some(status),
+            error.as_deref(),
+            elapsed,
+        );
+        self.access_log(Some(status), error.as_deref(), elapsed);
+    }
+
+    /// One line per request, inside the request's span (so it carries the
+    /// trace, span and request ids), as operators expect from an access log.
+    fn access_log(&self, status: Option<u16>, error: Option<&str>, elapsed: std::time::Duration) {
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let route = route_label(self.route.as_deref());
+        let _entered = self.span.enter();
+        if error.is_some() {
+            tracing::warn!(
+                target: "telemetry_init::http",
+                duration_ms,
+                http.request.method = self.method,
+                http.route = route,
+                http.response.status_code = status,
+                error.type = error,
+                "request failed"
+            );
+        } else {
+            tracing::info!(
+                target: "telemetry_init::http",
+                duration_ms,
+                http.request.method = self.method,
+                http.route = route,
+                http.response.status_code = status,
+                "request completed"
+            );
+        }
+    }
+
+    /// Completes a gRPC call with its `grpc-status`.
+    pub(crate) fn finish_grpc(&mut self, code: i32) {
+        self.done = true;
+        self.span.record("rpc.grpc.status_code", i64::from(code));
+        // The RPC conventions: on the server these codes are errors, the
+        // others are the client's problem.
+        if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+            self.fail(&code.to_string());
+        }
+        let elapsed = self.started.elapsed();
+        if let Some((service, method)) = &self.grpc {
+            slo::rpc_server(service, method, code, elapsed);
+        }
+        let error = self.span_error_for(code);
+        self.access_log(None, error.as_deref(), elapsed);
+    }
+
+    fn span_error_for(&self, code: i32) -> Option<String> {
+        matches!(code, 2 | 4 | 12 | 13 | 14 | 15).then(|| code.to_string())
+    }
+
+    fn finish_error(&mut self, error_type: &'static str) {
+        self.done = true;
+        self.fail(error_type);
+        self.access_log(None, Some(error_type), self.started.elapsed());
+        if self.grpc.is_some() {
+            if let Some((service, method)) = &self.grpc {
+                slo::rpc_server(service, method, 2, self.started.elapsed());
+            }
+        } else {
+            slo::http_server(
+                self.method,
+                route_label(self.route.as_deref()),
+                None,
+                Some(error_type),
+                self.started.elapsed(),
+            );
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.active.decrement(1.0);
+        if !self.done {
+            self.finish_error("cancelled");
+        }
+    }
+}
+
+pin_project! {
+    /// The future returned by [`ServerService`](super::ServerService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn skipped(inner: F) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+
+    pub(crate) fn traced(inner: F, pending: Pending) -> Self {
+        Self {
+            inner,
+            pending: Some(pending),
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(pending) = this.pending.as_mut() else {
+            return this
+                .inner
+                .poll(cx)
+                .map(|r| r.map(|res| res.map(ResponseBody::passthrough)));
+        };
+        let result = {
+            let _entered = pending.span.enter();
+            std::task::ready!(this.inner.poll(cx))
+        };
+        let mut pending = this.pending.take().expect("checked above");
+        Poll::Ready(match result {
+            Ok(mut res) => {
+                if let Ok(v) = HeaderValue::from_str(pending.request_id.as_str()) {
+                    res.headers_mut().insert("x-request-id", v);
+                }
+                let span = pending.span.clone();
+                if pending.grpc.is_some() {
+                    // Trailers-only responses carry the status in the headers.
+                    if let Some(code) = grpc_status(res.headers()) {
+                        pending.finish_grpc(code);
+                        Ok(res.map(|b| ResponseBody::traced(b, span, None)))
+                    } else {
+                        Ok(res.map(|b| ResponseBody::traced(b, span, Some(pending))))
+                    }
+                } else {
+                    pending.finish_http(res.status().as_u16());
+                    Ok(res.map(|b| ResponseBody::traced(b, span, None)))
+                }
+            }
+            Err(e) => {
+                pending.finish_error(short_type_name::<E>());
+                Err(e)
+            }
+        })
+    }
+}
+
+pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `error.type` for a service error: its type's name (bounded, unlike the
+/// error message).
+fn short_type_name<E>() -> &'static str {
+    let full = std::any::type_name::<E>();
+    full.rsplit("::").next().unwrap_or(full)
+}

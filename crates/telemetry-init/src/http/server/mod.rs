@@ -1,0 +1,337 @@
+//! The server middleware: one SERVER span per request with the stable HTTP
+//! (or gRPC) semantic conventions, W3C Trace Context and Baggage extraction,
+//! a request id, and the RED metrics.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let _telemetry = telemetry_init::install()?;
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "jane" }))
+//!     // `Router::layer` runs after routing, so `http.route` is the template.
+//!     .layer(telemetry_init::layer());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Requests to the skip list (by default `/healthz`, `/readyz`, `/livez`,
+//! `/health`, `/metrics` and the gRPC health service) create no span and no
+//! metrics. `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
+//! are never recorded, and secret-looking query values become `REDACTED`.
+
+mod body;
+mod future;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, Request, Response};
+use opentelemetry::baggage::Baggage;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+
+use super::attributes;
+use super::slo::{self, UNMATCHED_ROUTE};
+use future::Pending;
+
+/// The request id of the current request, in the request's extensions.
+pub use telemetry_init_propagation::RequestId;
+
+/// The W3C Baggage received with the request, in the request's extensions
+/// (properties are not carried over; the propagated context keeps them).
+///
+/// ```
+/// use axum::Extension;
+/// use telemetry_init::http::RequestBaggage;
+///
+/// async fn handler(baggage: Option<Extension<RequestBaggage>>) -> String {
+///     baggage
+///         .and_then(|Extension(b)| b.get("tenant").map(str::to_string))
+///         .unwrap_or_default()
+/// }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RequestBaggage(pub std::sync::Arc<Baggage>);
+
+impl RequestBaggage {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|v| v.as_str().as_ref())
+    }
+}
+
+const DEFAULT_SKIP: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/livez",
+    "/health",
+    "/metrics",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
+
+#[derive(Debug)]
+struct Settings {
+    skip_paths: Vec<String>,
+    baggage_allowlist: Vec<String>,
+    request_id_header: HeaderName,
+}
+
+/// [`tower::Layer`] that adds telemetry to a server; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ServerLayer {
+    settings: Arc<Settings>,
+}
+
+impl Default for ServerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerLayer {
+    /// The defaults: the standard skip list, no baggage attributes, `x-request-id`.
+    pub fn new() -> Self {
+        slo::describe();
+        Self {
+            settings: Arc::new(Settings {
+                skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
+                baggage_allowlist: Vec::new(),
+                request_id_header: HeaderName::from_static("x-request-id"),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut s = Settings {
+            skip_paths: self.settings.skip_paths.clone(),
+            baggage_allowlist: self.settings.baggage_allowlist.clone(),
+            request_id_header: self.settings.request_id_header.clone(),
+        };
+        f(&mut s);
+        self.settings = Arc::new(s);
+        self
+    }
+
+    /// Replaces the skip list (exact paths).
+    #[must_use]
+    pub fn skip_paths<I, P>(self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<String>,
+    {
+        let paths = paths.into_iter().map(Into::into).collect();
+        self.edit(|s| s.skip_paths = paths)
+    }
+
+    /// Baggage keys copied into span attributes as `baggage.<key>`. Empty by
+    /// default: baggage often carries personal data.
+    #[must_use]
+    pub fn baggage_allowlist<I, K>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = K>,
+        K: Into<String>,
+    {
+        let keys = keys.into_iter().map(Into::into).collect();
+        self.edit(|s| s.baggage_allowlist = keys)
+    }
+
+    /// The header that carries the request id (default `x-request-id`).
+    #[must_use]
+    pub fn request_id_header(self, name: HeaderName) -> Self {
+        self.edit(|s| s.request_id_header = name)
+    }
+}
+
+impl<S> tower::Layer<S> for ServerLayer {
+    type Service = ServerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerService {
+            inner,
+            settings: self.settings.clone(),
+        }
+    }
+}
+
+/// The [`tower::Service`] made by [`ServerLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerService<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for ServerService<S>
+where
+    S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        let path = req.uri().path();
+        if self.settings.skip_paths.iter().any(|p| p == path) {
+            return ResponseFuture::skipped(self.inner.call(req));
+        }
+
+        let (method, method_original) = attributes::method(req.method());
+        let grpc_names = is_grpc(&req)
+            .then(|| attributes::grpc_service_method(path))
+            .flatten()
+            .map(|(s, m)| (s.to_string(), m.to_string()));
+        let route = matched_route(&req).map(str::to_string);
+        let path = path.to_string();
+
+        let request_id = req
+            .headers()
+            .get(&self.settings.request_id_header)
+            .and_then(RequestId::sanitize)
+            .unwrap_or_else(RequestId::generate);
+
+        let span = if let Some((service, rpc_method)) = &grpc_names {
+            tracing::info_span!(
+                target: "telemetry_init::http",
+                "grpc request",
+                otel.name = %format_args!("{service}/{rpc_method}"),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = service.as_str(),
+                rpc.method = rpc_method.as_str(),
+                rpc.grpc.status_code = tracing::field::Empty,
+                url.path = path.as_str(),
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                client.address = tracing::field::Empty,
+                network.protocol.version = attributes::protocol_version(req.version()),
+                user_agent.original = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                request_id = request_id.as_str(),
+            )
+        } else {
+            let name = match &route {
+                Some(r) => format!("{method} {r}"),
+                None => method.to_string(),
+            };
+            tracing::info_span!(
+                target: "telemetry_init::http",
+                "http request",
+                otel.name = name,
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = method,
+                http.request.method_original = method_original,
+                http.route = route.as_deref(),
+                http.response.status_code = tracing::field::Empty,
+                url.path = path.as_str(),
+                url.scheme = req.uri().scheme_str().unwrap_or("http"),
+                url.query = tracing::field::Empty,
+                server.address = tracing::field::Empty,
+                server.port = tracing::field::Empty,
+                client.address = tracing::field::Empty,
+                network.protocol.version = attributes::protocol_version(req.version()),
+                user_agent.original = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                request_id = request_id.as_str(),
+            )
+        };
+        record_optional(&span, &req);
+
+        let extracted = telemetry_init_propagation::extract(req.headers());
+        if let Some(b) = &extracted.baggage {
+            for key in &self.settings.baggage_allowlist {
+                if let Some(v) = b.get(key.as_str()) {
+                    span.set_attribute(format!("baggage.{key}"), v.to_string());
+                }
+            }
+            let copy: Baggage = b
+                .iter()
+                .map(|(k, (v, _))| opentelemetry::KeyValue::new(k.clone(), v.clone()))
+                .collect();
+            req.extensions_mut()
+                .insert(RequestBaggage(std::sync::Arc::new(copy)));
+        }
+        let parent = extracted.into_context(&opentelemetry::Context::new());
+        let _ = span.set_parent(parent);
+        req.extensions_mut().insert(request_id.clone());
+
+        let fut = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::traced(
+            fut,
+            Pending::start(method, route, grpc_names, request_id, span),
+        )
+    }
+}
+
+fn record_optional<B>(span: &tracing::Span, req: &Request<B>) {
+    if let Some(q) = req.uri().query() {
+        span.record("url.query", attributes::redact_query(q).as_ref());
+    }
+    if let Some(host) = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+    {
+        let (addr, port) = attributes::host_and_port(host);
+        span.record("server.address", addr);
+        if let Some(p) = port {
+            span.record("server.port", i64::from(p));
+        }
+    }
+    if let Some(ua) = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|h| h.to_str().ok())
+    {
+        span.record("user_agent.original", ua);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(ci) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        span.record("client.address", tracing::field::display(ci.0.ip()));
+    }
+}
+
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The route template, from axum's `MatchedPath` (set by the router before
+/// route layers run). Never the raw path: that would be unbounded.
+fn matched_route<B>(req: &Request<B>) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    {
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|m| m.as_str())
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = req;
+        None
+    }
+}
+
+pub(crate) fn route_label(route: Option<&str>) -> &str {
+    route.unwrap_or(UNMATCHED_ROUTE)
+}

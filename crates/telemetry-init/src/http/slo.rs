@@ -1,0 +1,135 @@
+//! Recording the request's RED metrics through the `metrics` facade.
+//!
+//! Only bounded values become labels: the normalised method, the route
+//! *template* (or `unmatched`), the status code and `error.type`. Never the
+//! raw path, never the Host header.
+
+use std::time::Duration;
+
+/// The route label of a request no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Metric names, as OpenTelemetry spells them (the Prometheus exposition
+/// maps them to `http_server_request_duration_seconds` and so on).
+pub mod names {
+    /// Histogram of server request durations, in seconds.
+    pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
+    /// Gauge of requests in flight.
+    pub const HTTP_SERVER_ACTIVE: &str = "http.server.active_requests";
+    /// Histogram of gRPC server call durations, in seconds.
+    pub const RPC_SERVER_DURATION: &str = "rpc.server.duration";
+    /// Histogram of client request durations, in seconds.
+    pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+}
+
+/// Describes the instruments once, so the exposition has units and help text.
+pub(crate) fn describe() {
+    metrics::describe_histogram!(
+        names::HTTP_SERVER_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of HTTP server requests."
+    );
+    metrics::describe_gauge!(
+        names::HTTP_SERVER_ACTIVE,
+        "Number of active HTTP server requests."
+    );
+    metrics::describe_histogram!(
+        names::RPC_SERVER_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of gRPC server calls."
+    );
+    metrics::describe_histogram!(
+        names::HTTP_CLIENT_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of HTTP client requests."
+    );
+}
+
+pub(crate) fn active(method: &'static str, route: &str) -> metrics::Gauge {
+    metrics::gauge!(
+        names::HTTP_SERVER_ACTIVE,
+        "http.request.method" => method,
+        "http.route" => route.to_string()
+    )
+}
+
+pub(crate) fn http_server(
+    method: &'static str,
+    route: &str,
+    status: Option<u16>,
+    error_type: Option<&str>,
+    elapsed: Duration,
+) {
+    let status = status
+        .map(status_label)
+        .unwrap_or(metrics::SharedString::const_str(""));
+    let h = match error_type {
+        None => metrics::histogram!(
+            names::HTTP_SERVER_DURATION,
+            "http.request.method" => method,
+            "http.route" => route.to_string(),
+            "http.response.status_code" => status
+        ),
+        Some(e) => metrics::histogram!(
+            names::HTTP_SERVER_DURATION,
+            "http.request.method" => method,
+            "http.route" => route.to_string(),
+            "http.response.status_code" => status,
+            "error.type" => e.to_string()
+        ),
+    };
+    h.record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn rpc_server(service: &str, method: &str, code: i32, elapsed: Duration) {
+    metrics::histogram!(
+        names::RPC_SERVER_DURATION,
+        "rpc.system" => "grpc",
+        "rpc.service" => service.to_string(),
+        "rpc.method" => method.to_string(),
+        "rpc.grpc.status_code" => code.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// Status codes as static strings, so the common ones cost no allocation.
+pub(crate) fn status_label(code: u16) -> metrics::SharedString {
+    const CODES: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (206, "206"),
+        (301, "301"),
+        (302, "302"),
+        (303, "303"),
+        (304, "304"),
+        (307, "307"),
+        (308, "308"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (406, "406"),
+        (408, "408"),
+        (409, "409"),
+        (410, "410"),
+        (412, "412"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (499, "499"),
+        (500, "500"),
+        (501, "501"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    match CODES.binary_search_by_key(&code, |(c, _)| *c) {
+        Ok(i) => metrics::SharedString::const_str(CODES[i].1),
+        // Any other code is still bounded (100..=999).
+        Err(_) => metrics::SharedString::from(code.to_string()),
+    }
+}
