@@ -71,8 +71,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let telemetry = builder.install()?;
 
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr()?;
     let downstream =
-        std::env::var("DOWNSTREAM_URL").unwrap_or_else(|_| format!("http://{listen}/hello"));
+        std::env::var("DOWNSTREAM_URL").unwrap_or_else(|_| format!("http://{local}/hello"));
     let state = routes::AppState {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -82,9 +86,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let app = routes::router(state).merge(telemetry.handle().metrics_router());
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %local,
         embedded_receiver = embedded,
         "demo listening"
     );
