@@ -81,6 +81,9 @@ run_check "promtool test rules" promtool test rules dashboards/rules/tests/*.yml
 run_check "compose.yaml matches the compose-spec schema" \
   check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
+run_check ".github/workflows/stack.yml matches the GitHub workflow schema" \
+  check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/stack.yml
+
 # Every other YAML/JSON config at least parses as a mapping.
 object_schema="$TOOLS/object.schema.json"
 echo '{"type": "object"}' >"$object_schema"
@@ -102,6 +105,10 @@ run_check "LogQL parse (@grafana/lezer-logql)" \
 run_check "Alloy config structure" python3 scripts/check-alloy.py alloy/config.alloy compose.yaml
 run_check "Alloy check detects broken configs (self-test)" \
   python3 scripts/check-alloy.py --self-test alloy/config.alloy compose.yaml
+
+# Shell scripts at least parse.
+run_check "stack scripts parse (bash -n)" \
+  bash -c 'for f in scripts/check-stack.sh scripts/prometheus-e2e.sh scripts/stack-smoke.sh; do bash -n "$f" || exit 1; done'
 
 # Every alert links to a runbook that exists.
 check_runbooks() {
