@@ -19,8 +19,11 @@
 //! [`assert`] module. [`ReceiverHandle::snapshot_json`] renders traces as
 //! trees with their logs, for a debug endpoint.
 //!
-//! The receiver runs on the tokio runtime it was started from (current-thread
-//! or multi-thread) and stops when dropped or [`OtlpReceiver::shutdown`].
+//! The servers run on a dedicated thread with their own tokio runtime, so a
+//! receiver can be started from a current-thread or multi-thread runtime (or
+//! from plain code with [`OtlpReceiver::start_blocking`]), keeps answering
+//! while the caller's runtime is busy, and may be shared by tests that each
+//! run their own runtime. It stops when dropped or [`OtlpReceiver::shutdown`].
 //!
 //! # Example
 //!

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::model::{ReceivedLog, ReceivedMetric, ReceivedSpan, Signal, Transport};
 use crate::server::{serve_grpc, serve_http};
@@ -26,6 +25,9 @@ pub enum ReceiverError {
         #[source]
         source: std::io::Error,
     },
+    /// The receiver's runtime or thread could not be created.
+    #[error("cannot start the OTLP receiver's runtime thread: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// A wait timed out before its condition held.
@@ -112,50 +114,95 @@ impl ReceiverBuilder {
         self
     }
 
-    /// Binds both listeners and spawns the servers on the current tokio runtime.
+    /// Binds both listeners and starts the servers on the receiver's own
+    /// runtime thread; see [`OtlpReceiver`].
     pub async fn start(self) -> Result<OtlpReceiver, ReceiverError> {
-        let grpc =
-            TcpListener::bind(self.grpc_addr)
-                .await
-                .map_err(|source| ReceiverError::Bind {
-                    protocol: "gRPC",
-                    addr: self.grpc_addr,
-                    source,
-                })?;
-        let http =
-            TcpListener::bind(self.http_addr)
-                .await
-                .map_err(|source| ReceiverError::Bind {
-                    protocol: "HTTP",
-                    addr: self.http_addr,
-                    source,
-                })?;
-        let grpc_addr = grpc.local_addr().map_err(|source| ReceiverError::Bind {
-            protocol: "gRPC",
-            addr: self.grpc_addr,
-            source,
-        })?;
-        let http_addr = http.local_addr().map_err(|source| ReceiverError::Bind {
-            protocol: "HTTP",
-            addr: self.http_addr,
-            source,
-        })?;
+        self.start_blocking()
+    }
+
+    /// Like [`ReceiverBuilder::start`], for code that is not async (binding
+    /// is immediate; nothing here blocks for long).
+    pub fn start_blocking(self) -> Result<OtlpReceiver, ReceiverError> {
+        let bind = |protocol: &'static str, addr: SocketAddr| {
+            let err = |source| ReceiverError::Bind {
+                protocol,
+                addr,
+                source,
+            };
+            let listener = std::net::TcpListener::bind(addr).map_err(err)?;
+            listener.set_nonblocking(true).map_err(err)?;
+            let local = listener.local_addr().map_err(err)?;
+            Ok::<_, ReceiverError>((listener, local))
+        };
+        let (grpc, grpc_addr) = bind("gRPC", self.grpc_addr)?;
+        let (http, http_addr) = bind("HTTP", self.http_addr)?;
         let shared = Arc::new(Shared::new(self.memory_budget_bytes));
-        let tasks = vec![
-            tokio::spawn(serve_grpc(shared.clone(), grpc)),
-            tokio::spawn(serve_http(shared.clone(), http)),
-        ];
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ReceiverError::Runtime)?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("otlp-receiver-{}", grpc_addr.port()))
+            .spawn(move || {
+                run_servers(runtime, thread_shared, grpc, http);
+                let _ = done_tx.send(());
+            })
+            .map_err(ReceiverError::Runtime)?;
         Ok(OtlpReceiver {
             handle: ReceiverHandle { shared },
             grpc_addr,
             http_addr,
-            tasks,
+            done: Some(done_rx),
         })
     }
 }
 
+/// Body of the receiver thread: serves until shutdown is signalled, gives
+/// the servers a second to close gracefully, then drops the runtime (which
+/// cancels whatever is left and closes the listeners).
+fn run_servers(
+    runtime: tokio::runtime::Runtime,
+    shared: Arc<Shared>,
+    grpc: std::net::TcpListener,
+    http: std::net::TcpListener,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    runtime.block_on(async move {
+        let servers = async {
+            let grpc = TcpListener::from_std(grpc);
+            let http = TcpListener::from_std(http);
+            match (grpc, http) {
+                (Ok(grpc), Ok(http)) => {
+                    let g = tokio::spawn(serve_grpc(shared.clone(), grpc));
+                    let h = tokio::spawn(serve_http(shared.clone(), http));
+                    Some((g, h))
+                }
+                _ => None,
+            }
+        };
+        let tasks = servers.await;
+        let _ = shutdown.wait_for(|down| *down).await;
+        if let Some((g, h)) = tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                let _ = g.await;
+                let _ = h.await;
+            })
+            .await;
+        }
+    });
+    drop(runtime);
+}
+
 /// An in-process OTLP receiver: a gRPC and an HTTP listener on loopback that
 /// store what they receive.
+///
+/// The servers run on a dedicated thread with its own single-threaded tokio
+/// runtime, so the receiver works the same from a current-thread or
+/// multi-thread runtime (or none, with [`OtlpReceiver::start_blocking`]),
+/// keeps answering while the caller's runtime is busy, and may outlive the
+/// runtime that started it.
 ///
 /// Reading, waiting and fault-injection methods live on [`ReceiverHandle`]
 /// (reached through `Deref`, or cloned out with [`OtlpReceiver::handle`]).
@@ -166,13 +213,18 @@ pub struct OtlpReceiver {
     handle: ReceiverHandle,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
-    tasks: Vec<JoinHandle<()>>,
+    done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl OtlpReceiver {
     /// Starts a receiver on two ephemeral loopback ports with default settings.
     pub async fn start() -> Result<OtlpReceiver, ReceiverError> {
         ReceiverBuilder::default().start().await
+    }
+
+    /// Starts a receiver with default settings, from non-async code.
+    pub fn start_blocking() -> Result<OtlpReceiver, ReceiverError> {
+        ReceiverBuilder::default().start_blocking()
     }
 
     /// Starts a receiver on the given addresses (port 0 picks a free port).
@@ -217,18 +269,13 @@ impl OtlpReceiver {
         self.handle.clone()
     }
 
-    /// Stops both servers: hung requests are answered `UNAVAILABLE`/503, open
-    /// connections are closed, and the tasks are aborted if they have not
-    /// finished within a second.
+    /// Stops both servers and waits (at most a few seconds) until they are
+    /// gone: hung requests are answered `UNAVAILABLE`/503, connections are
+    /// closed, and the listening ports are released before this returns.
     pub async fn shutdown(mut self) {
         self.handle.shared.shutdown.send_replace(true);
-        for mut task in std::mem::take(&mut self.tasks) {
-            if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
         }
     }
 }
@@ -242,11 +289,9 @@ impl Deref for OtlpReceiver {
 }
 
 impl Drop for OtlpReceiver {
+    /// Signals the servers to stop, without waiting for them.
     fn drop(&mut self) {
         self.handle.shared.shutdown.send_replace(true);
-        for task in &self.tasks {
-            task.abort();
-        }
     }
 }
 

@@ -251,3 +251,54 @@ async fn wait_errors_say_what_arrived() {
     let spans = waiter.await.unwrap().unwrap();
     assert_eq!(spans.len(), 4);
 }
+
+/// Started from one runtime that then ends, used from another one: the
+/// servers live on the receiver's own thread.
+#[test]
+fn outlives_the_runtime_that_started_it() {
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rx = first.block_on(OtlpReceiver::start()).unwrap();
+    drop(first);
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        for (i, t) in Transport::ALL.into_iter().enumerate() {
+            let mut exporter = span_exporter(&rx, plain(t), TIMEOUT);
+            exporter.set_resource(&resource("second"));
+            exporter.export(batch(i as u128, 3)).await.unwrap();
+        }
+        let spans = rx.wait_for_spans(9, TIMEOUT).await.unwrap();
+        assert_eq!(spans.len(), 9);
+        rx.shutdown().await;
+    });
+}
+
+/// A receiver started from plain code (no runtime on the test thread) serves
+/// an exporter running on an unrelated runtime while the test thread just
+/// sleeps: answering never depends on the caller driving a runtime.
+#[test]
+fn start_blocking_works_without_a_caller_runtime() {
+    let rx = OtlpReceiver::start_blocking().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let exporter =
+        runtime.block_on(async { span_exporter(&rx, plain(Transport::HttpProtobuf), TIMEOUT) });
+    let export = runtime.spawn(async move { exporter.export(batch(7, 25)).await });
+    // The test thread blocks (no runtime here); the export completes anyway.
+    let deadline = Instant::now() + TIMEOUT;
+    while rx.spans().len() < 25 {
+        assert!(Instant::now() < deadline, "export never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runtime.block_on(export).unwrap().unwrap();
+    assert_eq!(rx.stats().accepted_requests, 1);
+}
