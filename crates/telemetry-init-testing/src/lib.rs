@@ -16,7 +16,7 @@
 //! answer at once: storage never applies back-pressure. Tests wait for data
 //! with [`ReceiverHandle::wait_for_spans`] and friends, inject faults with
 //! [`ReceiverHandle::set_behavior`], and check properties with the
-//! [`assert`] module. [`ReceiverHandle::snapshot_json`] renders traces as
+//! [`assert`](mod@assert) module. [`ReceiverHandle::snapshot_json`] renders traces as
 //! trees with their logs, for a debug endpoint.
 //!
 //! The servers run on a dedicated thread with their own tokio runtime, so a

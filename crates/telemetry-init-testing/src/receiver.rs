@@ -397,6 +397,62 @@ impl ReceiverHandle {
         })
     }
 
+    /// Waits until at least `n` stored spans satisfy `predicate`, then
+    /// returns those spans (e.g. the spans of one trace, or of one service).
+    pub async fn wait_for_spans_where(
+        &self,
+        n: usize,
+        timeout: Duration,
+        predicate: impl Fn(&ReceivedSpan) -> bool,
+    ) -> Result<Vec<ReceivedSpan>, WaitError> {
+        let matching = |sh: &Shared| -> Vec<ReceivedSpan> {
+            sh.lock()
+                .spans
+                .iter()
+                .filter(|s| predicate(&s.item))
+                .map(|s| s.item.clone())
+                .collect()
+        };
+        self.wait(timeout, |sh| {
+            let found = matching(sh);
+            (found.len() >= n).then_some(found)
+        })
+        .await
+        .map_err(|()| WaitError::Spans {
+            wanted: n,
+            got: matching(&self.shared).len(),
+            timeout,
+        })
+    }
+
+    /// Waits until at least `n` stored log records satisfy `predicate`, then
+    /// returns those records.
+    pub async fn wait_for_logs_where(
+        &self,
+        n: usize,
+        timeout: Duration,
+        predicate: impl Fn(&ReceivedLog) -> bool,
+    ) -> Result<Vec<ReceivedLog>, WaitError> {
+        let matching = |sh: &Shared| -> Vec<ReceivedLog> {
+            sh.lock()
+                .logs
+                .iter()
+                .filter(|l| predicate(&l.item))
+                .map(|l| l.item.clone())
+                .collect()
+        };
+        self.wait(timeout, |sh| {
+            let found = matching(sh);
+            (found.len() >= n).then_some(found)
+        })
+        .await
+        .map_err(|()| WaitError::Logs {
+            wanted: n,
+            got: matching(&self.shared).len(),
+            timeout,
+        })
+    }
+
     /// Waits until at least `n` log records are stored, then returns them all.
     pub async fn wait_for_logs(
         &self,

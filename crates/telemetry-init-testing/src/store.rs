@@ -23,7 +23,9 @@ pub enum Behavior {
     Unavailable,
     /// Read the request, then never answer until the behavior changes (the
     /// request is then handled under the new behavior) or the receiver shuts
-    /// down (it is then answered `UNAVAILABLE` / `503`).
+    /// down (it is then answered `UNAVAILABLE` / `503`). A request whose
+    /// client gave up meanwhile may still be handled (and stored) on release
+    /// if the server did not notice the disconnect.
     Hang,
 }
 
@@ -307,5 +309,54 @@ impl Shared {
             evicted_logs: st.evicted[1],
             evicted_metrics: st.evicted[2],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ReceivedLog, Transport};
+    use std::collections::BTreeMap;
+
+    fn log(n: i64) -> ReceivedLog {
+        ReceivedLog {
+            trace_id: None,
+            span_id: None,
+            severity_number: 9,
+            severity_text: String::new(),
+            body: Some(crate::Value::Int(n)),
+            attributes: BTreeMap::new(),
+            resource: BTreeMap::new(),
+            time_unix_nanos: 0,
+            observed_time_unix_nanos: 0,
+            event_name: String::new(),
+            scope_name: String::new(),
+            transport: Transport::Grpc,
+        }
+    }
+
+    #[test]
+    fn eviction_is_oldest_first_across_signals() {
+        let shared = Shared::new(100);
+        shared.store_logs((0..5).map(|n| (log(n), 20)).collect());
+        assert_eq!(shared.stats().stored_bytes, 100);
+        // 30 more bytes: the two oldest records go.
+        shared.store_logs(vec![(log(5), 30)]);
+        let st = shared.lock();
+        let kept: Vec<i64> = st
+            .logs
+            .iter()
+            .filter_map(|l| l.item.body.as_ref().and_then(crate::Value::as_i64))
+            .collect();
+        assert_eq!(kept, [2, 3, 4, 5]);
+        drop(st);
+        let stats = shared.stats();
+        assert_eq!((stats.stored_bytes, stats.evicted_logs), (90, 2));
+        // An item larger than the whole budget is evicted at once, and counted.
+        shared.store_logs(vec![(log(6), 500)]);
+        let stats = shared.stats();
+        assert_eq!(stats.stored_logs, 0);
+        assert_eq!(stats.evicted_logs, 7);
+        assert_eq!(stats.stored_bytes, 0);
     }
 }

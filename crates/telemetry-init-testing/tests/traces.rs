@@ -399,3 +399,94 @@ async fn fixed_addresses_and_endpoints() {
         "{err}"
     );
 }
+
+/// OTLP/JSON as another SDK or a collector writes it (hex ids, int64 as
+/// strings, enum numbers), posted by hand.
+#[tokio::test]
+async fn handwritten_otlp_json_traces_are_decoded() {
+    let rx = OtlpReceiver::start().await.unwrap();
+    let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"js-frontend"}}]},
+      "scopeSpans":[{"scope":{"name":"manual","version":"1.0"},"spans":[
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","parentSpanId":"eee19b7ec3c1b173",
+         "name":"I'm a server span","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000",
+         "attributes":[{"key":"my.span.attr","value":{"stringValue":"some value"}},{"key":"retries","value":{"intValue":"3"}}],
+         "status":{"code":2,"message":"bad"}}]}]}]}"#;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/traces", rx.http_endpoint()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let spans = rx.wait_for_spans(1, TIMEOUT).await.unwrap();
+    let s = &spans[0];
+    assert_eq!(s.trace_id, "5b8efff798038103d269b633813fc60c");
+    assert_eq!(s.span_id, "eee19b7ec3c1b174");
+    assert_eq!(s.parent_span_id.as_deref(), Some("eee19b7ec3c1b173"));
+    assert_eq!(s.kind, Kind::Server);
+    assert_eq!(s.status_code, StatusCode::Error);
+    assert_eq!(s.start_unix_nanos, 1_544_712_660_000_000_000);
+    assert_eq!(s.attr("retries").and_then(Value::as_i64), Some(3));
+    assert_eq!(s.service_name(), Some("js-frontend"));
+    assert_eq!(s.transport, Transport::HttpJson);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_waits_and_snapshot_limits() {
+    let rx = OtlpReceiver::start().await.unwrap();
+    let mut exporter = span_exporter(
+        &rx,
+        Route {
+            transport: Transport::Grpc,
+            gzip: false,
+        },
+        TIMEOUT,
+    );
+    exporter.set_resource(&resource("snap"));
+    for t in 1..=5u128 {
+        // Span 2's parent (span 9) is never sent: it is shown as a root.
+        let batch = vec![
+            span_data(t, 1, None, "root", SpanKind::Server),
+            span_data(t, 2, Some(9), "orphan", SpanKind::Internal),
+            span_data(t, 3, Some(1), "child", SpanKind::Client),
+        ];
+        exporter.export(batch).await.unwrap();
+    }
+    let third = rx
+        .wait_for_spans_where(3, TIMEOUT, |s| s.trace_id == hex_trace(3))
+        .await
+        .unwrap();
+    assert_eq!(third.len(), 3);
+    assert!(third.iter().all(|s| s.trace_id == hex_trace(3)));
+    let err = rx
+        .wait_for_spans_where(1, Duration::from_millis(50), |s| s.name == "missing")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("only 0 arrived"), "{err}");
+
+    let snap = rx.snapshot_json_with_limit(2);
+    let traces = snap["traces"].as_array().unwrap();
+    let ids: Vec<&str> = traces
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [hex_trace(5), hex_trace(4)], "most recent first");
+    let roots: Vec<&str> = traces[0]["root_spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["root", "orphan"]);
+    assert_eq!(traces[0]["root_spans"][0]["children"][0]["name"], "child");
+    assert_eq!(snap["stats"]["stored_spans"], 15);
+    assert_eq!(rx.snapshot_json()["traces"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn receiver_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<OtlpReceiver>();
+    check::<telemetry_init_testing::ReceiverHandle>();
+}
