@@ -167,6 +167,7 @@ impl TelemetryGuard {
         let Some(parts) = self.parts.take() else {
             return ShutdownReport::default();
         };
+        let stats = (parts.span_stats.clone(), parts.log_stats.clone());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("telemetry-shutdown".into())
@@ -183,12 +184,7 @@ impl TelemetryGuard {
         let grace = timeout + Duration::from_millis(250);
         match tokio::time::timeout(grace, rx).await {
             Ok(Ok(report)) => report,
-            _ => ShutdownReport {
-                timed_out: true,
-                errors: vec![format!("shutdown did not finish within {timeout:?}")],
-                elapsed: started.elapsed(),
-                ..Default::default()
-            },
+            _ => timed_out_report(&stats, timeout, started),
         }
     }
 }
@@ -199,6 +195,8 @@ impl Drop for TelemetryGuard {
             return;
         };
         let timeout = parts.drop_timeout;
+        let stats = (parts.span_stats.clone(), parts.log_stats.clone());
+        let started = Instant::now();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new()
             .name("telemetry-shutdown".into())
@@ -208,12 +206,29 @@ impl Drop for TelemetryGuard {
         if spawned.is_ok() {
             // A bounded wait: Drop is the fallback for code that never calls
             // `shutdown`, and must not hang the process on a dead collector.
-            if let Ok(report) = rx.recv_timeout(timeout + Duration::from_millis(250))
-                && !report.is_complete()
-            {
+            let report = rx
+                .recv_timeout(timeout + Duration::from_millis(250))
+                .unwrap_or_else(|_| timed_out_report(&stats, timeout, started));
+            if !report.is_complete() {
                 eprintln!("telemetry-init: {report}");
             }
         }
+    }
+}
+
+/// The report when the flush is still running at the deadline: everything
+/// not yet exported counts as not delivered.
+fn timed_out_report(
+    stats: &(Arc<SignalStats>, Arc<SignalStats>),
+    timeout: Duration,
+    started: Instant,
+) -> ShutdownReport {
+    ShutdownReport {
+        traces: SignalReport::from_stats(&stats.0),
+        logs: SignalReport::from_stats(&stats.1),
+        timed_out: true,
+        errors: vec![format!("shutdown did not finish within {timeout:?}")],
+        elapsed: started.elapsed(),
     }
 }
 
@@ -223,12 +238,23 @@ fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
     let remaining = || deadline.saturating_duration_since(Instant::now());
     let mut errors = Vec::new();
 
-    if let Err(e) = parts.tracer_provider.shutdown_with_timeout(remaining()) {
+    // Traces and logs flush side by side, each with the whole budget, so one
+    // hanging signal does not starve the other; metrics go last because the
+    // two flushes above record self-metrics.
+    let (traces, logs) = std::thread::scope(|s| {
+        let t = s.spawn(|| parts.tracer_provider.shutdown_with_timeout(remaining()));
+        let l = s.spawn(|| {
+            parts
+                .logger_provider
+                .as_ref()
+                .map(|lp| lp.shutdown_with_timeout(remaining()))
+        });
+        (t.join(), l.join())
+    });
+    if let Ok(Err(e)) = traces {
         errors.push(format!("traces: {e}"));
     }
-    if let Some(lp) = &parts.logger_provider
-        && let Err(e) = lp.shutdown_with_timeout(remaining())
-    {
+    if let Ok(Some(Err(e))) = logs {
         errors.push(format!("logs: {e}"));
     }
     if let Some(mp) = &parts.meter_provider
