@@ -24,8 +24,22 @@ use opentelemetry::baggage::{Baggage, BaggageMetadata};
 use crate::traceparent::trim_ows;
 
 /// Default maximum size of a baggage header, in bytes.
+///
+/// ```
+/// use telemetry_init_propagation::{baggage::MAX_BAGGAGE_BYTES, W3cBaggage};
+///
+/// let too_big = format!("k={}", "v".repeat(MAX_BAGGAGE_BYTES));
+/// assert!(W3cBaggage::parse(&too_big).is_err());
+/// ```
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 /// Default maximum number of baggage list members.
+///
+/// ```
+/// use telemetry_init_propagation::{baggage::MAX_BAGGAGE_MEMBERS, W3cBaggage};
+///
+/// let many: Vec<String> = (0..=MAX_BAGGAGE_MEMBERS).map(|i| format!("k{i}=v")).collect();
+/// assert!(W3cBaggage::parse(&many.join(",")).is_err());
+/// ```
 pub const MAX_BAGGAGE_MEMBERS: usize = 180;
 
 /// Limits applied when parsing and formatting baggage.
@@ -54,6 +68,12 @@ impl Default for BaggageLimits {
 }
 
 /// The most important problem found while parsing or formatting baggage.
+///
+/// ```
+/// use telemetry_init_propagation::{BaggageError, W3cBaggage};
+///
+/// assert_eq!(W3cBaggage::parse("a=1,oops"), Err(BaggageError::InvalidMembers { count: 1 }));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BaggageError {
@@ -103,11 +123,26 @@ pub struct BaggageReport {
 
 impl BaggageReport {
     /// `true` when nothing was dropped.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageLimits, W3cBaggage};
+    ///
+    /// let (_, report) = W3cBaggage::from_values_lossy([&b"a=1"[..]], BaggageLimits::default());
+    /// assert!(report.is_clean());
+    /// ```
     pub fn is_clean(&self) -> bool {
         self.invalid_members == 0 && self.dropped_over_count == 0 && !self.truncated
     }
 
     /// The most important problem, if any (size, then count, then grammar).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageError, BaggageLimits, W3cBaggage};
+    ///
+    /// let limits = BaggageLimits { max_bytes: 8192, max_members: 1 };
+    /// let (_, report) = W3cBaggage::from_values_lossy([&b"a=1,b=2"[..]], limits);
+    /// assert_eq!(report.error(), Some(BaggageError::TooManyMembers { limit: 1, dropped: 1 }));
+    /// ```
     pub fn error(&self) -> Option<BaggageError> {
         if self.truncated {
             Some(BaggageError::TooLarge {
@@ -129,6 +164,15 @@ impl BaggageReport {
 }
 
 /// A baggage property: `;key=value` or `;key`. The value is percent-decoded.
+///
+/// ```
+/// use telemetry_init_propagation::W3cBaggage;
+///
+/// let b = W3cBaggage::parse("k=v;ttl=30;pii").unwrap();
+/// let props = &b.members()[0].properties;
+/// assert_eq!((props[0].key.as_str(), props[0].value.as_deref()), ("ttl", Some("30")));
+/// assert_eq!((props[1].key.as_str(), props[1].value.as_deref()), ("pii", None));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaggageProperty {
     /// The property key (an RFC 7230 token).
@@ -138,6 +182,13 @@ pub struct BaggageProperty {
 }
 
 /// One baggage list member. The value is percent-decoded.
+///
+/// ```
+/// use telemetry_init_propagation::W3cBaggage;
+///
+/// let b = W3cBaggage::parse("user=jane%20doe").unwrap();
+/// assert_eq!(b.members()[0].value, "jane doe");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BaggageMember {
     /// The key (an RFC 7230 token, case-sensitive, not decoded).
@@ -167,12 +218,26 @@ impl BaggageMember {
 
     /// Whether the key is a token and every property key is a token, so the
     /// member can be formatted.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::BaggageMember;
+    ///
+    /// assert!(BaggageMember::new("ok", "any value").is_valid());
+    /// assert!(!BaggageMember::new("not ok", "v").is_valid());
+    /// ```
     pub fn is_valid(&self) -> bool {
         is_token(self.key.as_bytes()) && self.properties.iter().all(|p| is_token(p.key.as_bytes()))
     }
 
     /// The properties formatted as `k=v;flag` (percent-encoded), the form used
     /// for `opentelemetry`'s [`BaggageMetadata`].
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// let b = W3cBaggage::parse("k=v;a=1%202;flag").unwrap();
+    /// assert_eq!(b.members()[0].properties_string(), "a=1%202;flag");
+    /// ```
     pub fn properties_string(&self) -> String {
         let mut out = String::new();
         for (i, p) in self.properties.iter().enumerate() {
@@ -210,31 +275,71 @@ pub struct W3cBaggage {
 
 impl W3cBaggage {
     /// An empty list.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// assert!(W3cBaggage::new().is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Appends a member.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageMember, W3cBaggage};
+    ///
+    /// let mut b = W3cBaggage::new();
+    /// b.push(BaggageMember::new("k", "v"));
+    /// assert_eq!(b.to_header(), "k=v");
+    /// ```
     pub fn push(&mut self, member: BaggageMember) {
         self.members.push(member);
     }
 
     /// The members in order.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// let b = W3cBaggage::parse("a=1,b=2").unwrap();
+    /// assert_eq!(b.members().iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    /// ```
     pub fn members(&self) -> &[BaggageMember] {
         &self.members
     }
 
     /// Number of members.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// assert_eq!(W3cBaggage::parse("a=1,b=2").unwrap().len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.members.len()
     }
 
     /// Whether there are no members.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// assert!(W3cBaggage::parse("").unwrap().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
     /// The decoded value of the last member with this key.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// let b = W3cBaggage::parse("a=1,a=2").unwrap();
+    /// assert_eq!(b.get("a"), Some("2"));
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.members
             .iter()
@@ -245,6 +350,13 @@ impl W3cBaggage {
 
     /// Strict parse of one header value with the default limits: any dropped
     /// member is an error.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// assert!(W3cBaggage::parse("a=1, b = 2 ;p").is_ok());
+    /// assert!(W3cBaggage::parse("a=1,b").is_err());
+    /// ```
     pub fn parse(value: &str) -> Result<Self, BaggageError> {
         let (baggage, report) =
             Self::from_values_lossy([value.as_bytes()], BaggageLimits::default());
@@ -257,6 +369,15 @@ impl W3cBaggage {
     /// Parses all values of the `baggage` header (joined with `,`), keeping
     /// every valid member that fits the limits and reporting what was dropped.
     /// Never reads past `limits.max_bytes` of the joined header.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageLimits, W3cBaggage};
+    ///
+    /// let (b, report) =
+    ///     W3cBaggage::from_values_lossy([&b"a=1"[..], &b"b=2,bad"[..]], BaggageLimits::default());
+    /// assert_eq!(b.to_header(), "a=1,b=2");
+    /// assert_eq!(report.invalid_members, 1);
+    /// ```
     pub fn from_values_lossy<'a, I>(values: I, limits: BaggageLimits) -> (Self, BaggageReport)
     where
         I: IntoIterator<Item = &'a [u8]>,
@@ -297,12 +418,29 @@ impl W3cBaggage {
 
     /// Formats the header with the default limits (members that do not fit
     /// are left out; see [`W3cBaggage::to_header_with`]).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageMember, W3cBaggage};
+    ///
+    /// let mut b = W3cBaggage::new();
+    /// b.push(BaggageMember::new("k", "a,b"));
+    /// assert_eq!(b.to_header(), "k=a%2Cb");
+    /// ```
     pub fn to_header(&self) -> String {
         self.to_header_with(BaggageLimits::default()).0
     }
 
     /// Formats the header, percent-encoding values. Members are added in order
     /// while they fit both limits; invalid members (bad keys) are skipped.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{BaggageLimits, W3cBaggage};
+    ///
+    /// let b = W3cBaggage::parse("a=1,b=2").unwrap();
+    /// let (header, report) = b.to_header_with(BaggageLimits { max_bytes: 3, max_members: 180 });
+    /// assert_eq!(header, "a=1");
+    /// assert!(report.truncated);
+    /// ```
     pub fn to_header_with(&self, limits: BaggageLimits) -> (String, BaggageReport) {
         let mut report = BaggageReport {
             limits,
@@ -365,6 +503,15 @@ impl W3cBaggage {
     /// Builds a list from `opentelemetry`'s [`Baggage`] (order is that of its
     /// map, i.e. unspecified). Metadata is parsed as properties; unparseable
     /// metadata is left out.
+    ///
+    /// ```
+    /// use opentelemetry::baggage::Baggage;
+    /// use telemetry_init_propagation::W3cBaggage;
+    ///
+    /// let mut otel = Baggage::new();
+    /// otel.insert("k", "a b");
+    /// assert_eq!(W3cBaggage::from_opentelemetry(&otel).to_header(), "k=a%20b");
+    /// ```
     pub fn from_opentelemetry(baggage: &Baggage) -> Self {
         let mut members = Vec::with_capacity(baggage.len());
         for (key, (value, metadata)) in baggage {

@@ -10,12 +10,28 @@ use crate::traceparent::{Traceparent, TraceparentError};
 use crate::tracestate::{Tracestate, TracestateError};
 
 /// The `traceparent` header name.
+///
+/// ```
+/// assert_eq!(telemetry_init_propagation::TRACEPARENT.as_str(), "traceparent");
+/// ```
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The `tracestate` header name.
+///
+/// ```
+/// assert_eq!(telemetry_init_propagation::TRACESTATE.as_str(), "tracestate");
+/// ```
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// The `baggage` header name.
+///
+/// ```
+/// assert_eq!(telemetry_init_propagation::BAGGAGE.as_str(), "baggage");
+/// ```
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 /// The `x-request-id` header name.
+///
+/// ```
+/// assert_eq!(telemetry_init_propagation::X_REQUEST_ID.as_str(), "x-request-id");
+/// ```
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What [`extract`] found in a request's headers, with the reasons anything
@@ -147,6 +163,19 @@ where
 
 /// Extracts `traceparent`, `tracestate` and `baggage` from all values of
 /// those headers.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use telemetry_init_propagation::{extract, TraceparentError};
+///
+/// let mut headers = HeaderMap::new();
+/// let tp = HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// headers.append("traceparent", tp.clone());
+/// headers.append("traceparent", tp);
+/// let e = extract(&headers);
+/// assert!(e.span_context.is_none());
+/// assert_eq!(e.traceparent_error, Some(TraceparentError::Repeated));
+/// ```
 pub fn extract(headers: &HeaderMap) -> Extracted {
     extract_from_values(
         headers

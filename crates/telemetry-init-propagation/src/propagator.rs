@@ -62,6 +62,14 @@ pub struct W3cTraceContextPropagator {
 
 impl W3cTraceContextPropagator {
     /// A new propagator.
+    ///
+    /// ```
+    /// use opentelemetry::propagation::TextMapPropagator;
+    /// use telemetry_init_propagation::W3cTraceContextPropagator;
+    ///
+    /// let p = W3cTraceContextPropagator::new();
+    /// assert_eq!(p.fields().collect::<Vec<_>>(), ["traceparent", "tracestate"]);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -133,6 +141,13 @@ pub struct W3cBaggagePropagator {
 
 impl W3cBaggagePropagator {
     /// A new propagator.
+    ///
+    /// ```
+    /// use opentelemetry::propagation::TextMapPropagator;
+    /// use telemetry_init_propagation::W3cBaggagePropagator;
+    ///
+    /// assert_eq!(W3cBaggagePropagator::new().fields().collect::<Vec<_>>(), ["baggage"]);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

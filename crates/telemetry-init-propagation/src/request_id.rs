@@ -11,6 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::HeaderValue;
 
 /// Maximum accepted length of an incoming request id.
+///
+/// ```
+/// use telemetry_init_propagation::{request_id::MAX_REQUEST_ID_LEN, RequestId};
+///
+/// assert!(RequestId::sanitize_bytes("a".repeat(MAX_REQUEST_ID_LEN + 1).as_bytes()).is_none());
+/// ```
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// A request id: 1 to 128 visible ASCII characters. Cheap to clone (shared).
@@ -37,11 +43,26 @@ impl RequestId {
     /// WHY so strict: the id is echoed into logs and response headers, so
     /// anything that could break a log line or smuggle data is refused rather
     /// than escaped.
+    ///
+    /// ```
+    /// use http::HeaderValue;
+    /// use telemetry_init_propagation::RequestId;
+    ///
+    /// assert!(RequestId::sanitize(&HeaderValue::from_static("4f1c-9a")).is_some());
+    /// assert!(RequestId::sanitize(&HeaderValue::from_static("")).is_none());
+    /// ```
     pub fn sanitize(value: &HeaderValue) -> Option<Self> {
         Self::sanitize_bytes(value.as_bytes())
     }
 
     /// Like [`RequestId::sanitize`], for raw bytes.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::RequestId;
+    ///
+    /// assert!(RequestId::sanitize_bytes(b"abc").is_some());
+    /// assert!(RequestId::sanitize_bytes(b"a\nb").is_none());
+    /// ```
     pub fn sanitize_bytes(value: &[u8]) -> Option<Self> {
         if value.is_empty()
             || value.len() > MAX_REQUEST_ID_LEN
@@ -57,6 +78,13 @@ impl RequestId {
     /// A new id: 32 lowercase hex digits (128 random bits) from a per-thread
     /// SplitMix64 generator seeded from the process's random hasher keys. No
     /// system call per id.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::RequestId;
+    ///
+    /// let id = RequestId::generate();
+    /// assert!(id.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+    /// ```
     pub fn generate() -> Self {
         let hi = next_random();
         let lo = next_random();
@@ -72,11 +100,23 @@ impl RequestId {
     }
 
     /// The id as text.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::RequestId;
+    ///
+    /// assert_eq!(RequestId::sanitize_bytes(b"abc").unwrap().as_str(), "abc");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The id as a header value.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::RequestId;
+    ///
+    /// assert_eq!(RequestId::sanitize_bytes(b"abc").unwrap().to_header_value(), "abc");
+    /// ```
     pub fn to_header_value(&self) -> HeaderValue {
         // Only visible ASCII is ever stored, so this cannot fail.
         HeaderValue::from_str(&self.0).unwrap_or_else(|_| HeaderValue::from_static("invalid"))

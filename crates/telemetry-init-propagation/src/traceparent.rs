@@ -18,17 +18,39 @@ use std::fmt;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Length of a version-`00` `traceparent` value.
+///
+/// ```
+/// assert_eq!(
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".len(),
+///     telemetry_init_propagation::traceparent::TRACEPARENT_LEN,
+/// );
+/// ```
 pub const TRACEPARENT_LEN: usize = 55;
 
 /// The "random trace-id" flag defined by W3C Trace Context level 2.
 ///
 /// `opentelemetry::trace::TraceFlags` has no constant for it, and the stock
 /// `TraceContextPropagator` masks it away (it keeps only the sampled bit).
+///
+/// ```
+/// use telemetry_init_propagation::{traceparent::FLAG_RANDOM, Traceparent};
+///
+/// let tp = Traceparent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02").unwrap();
+/// assert_eq!(tp.flags.to_u8() & FLAG_RANDOM, FLAG_RANDOM);
+/// ```
 pub const FLAG_RANDOM: u8 = 0x02;
 
 /// Why a `traceparent` value was rejected.
 ///
 /// Any error means: ignore the incoming value and start a new trace.
+///
+/// ```
+/// use telemetry_init_propagation::{Traceparent, TraceparentError};
+///
+/// let e = Traceparent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap_err();
+/// assert_eq!(e, TraceparentError::Version);
+/// assert_eq!(e.to_string(), "traceparent version is invalid");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TraceparentError {
@@ -108,6 +130,13 @@ impl Traceparent {
 
     /// Parses one `traceparent` value given as raw header bytes (header values
     /// may contain non-UTF-8 octets; those simply fail to parse).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Traceparent;
+    ///
+    /// assert!(Traceparent::parse_bytes(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_ok());
+    /// assert!(Traceparent::parse_bytes(b"\xff\xfe").is_err());
+    /// ```
     pub fn parse_bytes(value: &[u8]) -> Result<Self, TraceparentError> {
         let v = trim_ows(value);
         if v.len() < TRACEPARENT_LEN {
@@ -162,6 +191,14 @@ impl Traceparent {
     /// Parses the `traceparent` header from all of its values. Zero values is
     /// [`TraceparentError::Missing`]; more than one is
     /// [`TraceparentError::Repeated`] (the spec has no rule to choose one).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::{Traceparent, TraceparentError};
+    ///
+    /// let v: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert!(Traceparent::from_values([v]).is_ok());
+    /// assert_eq!(Traceparent::from_values([v, v]), Err(TraceparentError::Repeated));
+    /// ```
     pub fn from_values<'a, I>(values: I) -> Result<Self, TraceparentError>
     where
         I: IntoIterator<Item = &'a [u8]>,
@@ -202,11 +239,27 @@ impl Traceparent {
     }
 
     /// A remote [`SpanContext`] for this parent with the given trace state.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TraceState;
+    /// use telemetry_init_propagation::Traceparent;
+    ///
+    /// let tp = Traceparent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// let sc = tp.to_span_context(TraceState::NONE);
+    /// assert!(sc.is_remote() && sc.is_sampled());
+    /// ```
     pub fn to_span_context(&self, trace_state: TraceState) -> SpanContext {
         SpanContext::new(self.trace_id, self.parent_id, self.flags, true, trace_state)
     }
 
     /// Writes the version-`00` form into a fixed buffer (no allocation).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Traceparent;
+    ///
+    /// let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert_eq!(&Traceparent::parse(text).unwrap().encode()[..], text.as_bytes());
+    /// ```
     pub fn encode(&self) -> [u8; TRACEPARENT_LEN] {
         let mut out = [b'-'; TRACEPARENT_LEN];
         out[0] = b'0';
@@ -218,6 +271,13 @@ impl Traceparent {
     }
 
     /// The version-`00` form as an [`http::HeaderValue`].
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Traceparent;
+    ///
+    /// let text = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert_eq!(Traceparent::parse(text).unwrap().to_header_value(), text);
+    /// ```
     pub fn to_header_value(&self) -> http::HeaderValue {
         let buf = self.encode();
         // The buffer is ASCII hex digits and '-', always a valid header value.

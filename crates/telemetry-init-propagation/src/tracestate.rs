@@ -25,9 +25,22 @@ use opentelemetry::trace::TraceState;
 use crate::traceparent::trim_ows;
 
 /// Maximum number of non-empty list members.
+///
+/// ```
+/// use telemetry_init_propagation::{tracestate::MAX_MEMBERS, Tracestate};
+///
+/// let list: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("k{i}=v")).collect();
+/// assert!(Tracestate::parse(&list.join(",")).is_err());
+/// ```
 pub const MAX_MEMBERS: usize = 32;
 
 /// Why a `tracestate` header was dropped.
+///
+/// ```
+/// use telemetry_init_propagation::{Tracestate, TracestateError};
+///
+/// assert_eq!(Tracestate::parse("a=1,b=,c=3"), Err(TracestateError::InvalidValue(1)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TracestateError {
@@ -70,6 +83,13 @@ pub struct Tracestate {
 
 impl Tracestate {
     /// Parses one `tracestate` value. `Ok(None)` means the list is empty.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// assert_eq!(Tracestate::parse("congo=t61rcWkgMzE").unwrap().unwrap().len(), 1);
+    /// assert_eq!(Tracestate::parse("").unwrap(), None);
+    /// ```
     pub fn parse(value: &str) -> Result<Option<Self>, TracestateError> {
         Self::from_values([value.as_bytes()])
     }
@@ -81,6 +101,13 @@ impl Tracestate {
     /// header value, trims lists longer than 32 members instead of dropping
     /// them, rejects keys that the current grammar allows, and forwards
     /// invalid members such as `foo=`.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let ts = Tracestate::from_values([&b"foo=1"[..], &b""[..], &b"bar=2"[..]]).unwrap().unwrap();
+    /// assert_eq!(ts.as_str(), "foo=1,bar=2");
+    /// ```
     pub fn from_values<'a, I>(values: I) -> Result<Option<Self>, TracestateError>
     where
         I: IntoIterator<Item = &'a [u8]>,
@@ -137,26 +164,59 @@ impl Tracestate {
     }
 
     /// The normalized header text.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// assert_eq!(Tracestate::parse(" a=1 ,, b=2").unwrap().unwrap().as_str(), "a=1,b=2");
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.header
     }
 
     /// Number of list members (1..=32).
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// assert_eq!(Tracestate::parse("a=1,,b=2").unwrap().unwrap().len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         usize::from(self.members)
     }
 
     /// Always `false`: an empty list is represented as `None`.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// assert!(!Tracestate::parse("a=1").unwrap().unwrap().is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.members == 0
     }
 
     /// The value for `key`, if present.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let ts = Tracestate::parse("a=1,b=2").unwrap().unwrap();
+    /// assert_eq!(ts.get("b"), Some("2"));
+    /// assert_eq!(ts.get("c"), None);
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Iterates `(key, value)` pairs in header order.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let ts = Tracestate::parse("a=1,b=2").unwrap().unwrap();
+    /// assert_eq!(ts.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "2")]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         iter_members(&self.header)
     }
@@ -168,18 +228,42 @@ impl Tracestate {
     /// valid multi-tenant key whose system-id has 14 characters (it allows
     /// 13). Callers then keep the raw header (see
     /// [`crate::Extracted::tracestate`]) so it is still forwarded.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let ts = Tracestate::parse("a=1,t@vendor=2").unwrap().unwrap();
+    /// assert_eq!(ts.to_trace_state().unwrap().get("t@vendor"), Some("2"));
+    /// let wide = Tracestate::parse("t@vvvvvvvvvvvvvv=1").unwrap().unwrap();
+    /// assert!(wide.to_trace_state().is_none());
+    /// ```
     pub fn to_trace_state(&self) -> Option<TraceState> {
         TraceState::from_key_value(self.iter()).ok()
     }
 
     /// Builds a list from an `opentelemetry` [`TraceState`] (its `header()`),
     /// validated with our grammar; `None` if empty or invalid.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TraceState;
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let otel = TraceState::from_key_value([("a", "1")]).unwrap();
+    /// assert_eq!(Tracestate::from_trace_state(&otel).unwrap().as_str(), "a=1");
+    /// ```
     pub fn from_trace_state(trace_state: &TraceState) -> Option<Self> {
         let header = trace_state.header();
         Self::parse(&header).ok().flatten()
     }
 
     /// The header value, ready to send.
+    ///
+    /// ```
+    /// use telemetry_init_propagation::Tracestate;
+    ///
+    /// let ts = Tracestate::parse("a=1").unwrap().unwrap();
+    /// assert_eq!(ts.to_header_value().unwrap(), "a=1");
+    /// ```
     pub fn to_header_value(&self) -> Option<http::HeaderValue> {
         http::HeaderValue::from_str(&self.header).ok()
     }
