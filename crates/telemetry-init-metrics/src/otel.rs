@@ -26,7 +26,23 @@ pub(crate) enum OtelFamily {
 /// Per-series OpenTelemetry state.
 pub(crate) struct OtelSeries {
     pub(crate) attrs: Box<[KeyValue]>,
-    pub(crate) histogram: Option<Histogram<f64>>,
+    #[cfg(not(feature = "otel-bound-instruments"))]
+    histogram: Option<Histogram<f64>>,
+    #[cfg(feature = "otel-bound-instruments")]
+    histogram: Option<opentelemetry::metrics::BoundHistogram<f64>>,
+}
+
+impl OtelSeries {
+    /// Forwards one histogram observation.
+    #[inline]
+    pub(crate) fn record(&self, value: f64) {
+        if let Some(h) = &self.histogram {
+            #[cfg(not(feature = "otel-bound-instruments"))]
+            h.record(value, &self.attrs);
+            #[cfg(feature = "otel-bound-instruments")]
+            h.record(value);
+        }
+    }
 }
 
 /// Attribute keys whose values semantic conventions define as integers.
@@ -119,11 +135,13 @@ pub(crate) fn build_family(
 }
 
 pub(crate) fn build_series(family: &OtelFamily, series: &Series) -> OtelSeries {
-    OtelSeries {
-        attrs: attributes(series),
-        histogram: match family {
-            OtelFamily::Histogram(h) => Some(h.clone()),
-            _ => None,
-        },
-    }
+    let attrs = attributes(series);
+    let histogram = match family {
+        #[cfg(not(feature = "otel-bound-instruments"))]
+        OtelFamily::Histogram(h) => Some(h.clone()),
+        #[cfg(feature = "otel-bound-instruments")]
+        OtelFamily::Histogram(h) => Some(h.bind(&attrs)),
+        _ => None,
+    };
+    OtelSeries { attrs, histogram }
 }

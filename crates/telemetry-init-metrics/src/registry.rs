@@ -46,6 +46,8 @@ impl Hasher for IdentityHasher {
 }
 
 type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+/// `Key`'s `Hash` impl writes only its precomputed hash.
+type FastMap = HashMap<Key, Arc<Series>, BuildHasherDefault<IdentityHasher>>;
 
 /// A metric value cell.
 pub(crate) enum Cell {
@@ -64,6 +66,7 @@ pub(crate) struct Series {
     prom_labels: String,
     cell: Cell,
     hook: Option<TraceContextFn>,
+    overflow: bool,
     overflow_records: Option<Arc<Series>>,
     otel: OnceLock<OtelSeries>,
 }
@@ -74,6 +77,7 @@ impl Series {
         user_len: usize,
         cell: Cell,
         hook: Option<TraceContextFn>,
+        overflow: bool,
         overflow_records: Option<Arc<Series>>,
     ) -> Self {
         let mut prom_labels = String::new();
@@ -92,6 +96,7 @@ impl Series {
             prom_labels,
             cell,
             hook,
+            overflow,
             overflow_records,
             otel: OnceLock::new(),
         }
@@ -127,6 +132,10 @@ impl Series {
             Cell::Gauge(g) => g.get(),
             _ => 0.0,
         }
+    }
+
+    fn is_overflow(&self) -> bool {
+        self.overflow
     }
 
     fn matches(&self, labels: &[Label]) -> bool {
@@ -213,11 +222,9 @@ impl HistogramFn for Series {
                 value,
             );
         }
-        if let Some(o) = self.otel.get()
-            && let Some(mirror) = &o.histogram
-        {
+        if let Some(o) = self.otel.get() {
             for _ in 0..count {
-                mirror.record(value, &o.attrs);
+                o.record(value);
             }
         }
         self.note_overflow(count as u64);
@@ -307,10 +314,18 @@ pub(crate) fn catalogue(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// Upper bound of entries in each register fast-path map.
+const FAST_PATH_CAPACITY: usize = 65_536;
+
 /// The registry shared by the recorder and all handles.
 pub(crate) struct Registry {
     pub(crate) config: SharedConfig,
     hasher: RandomState,
+    /// Register fast path per kind: the facade `Key` (name + labels in call
+    /// order, hash precomputed by the `metrics` macros, often at compile
+    /// time) → series. Only real series are cached, never the overflow
+    /// series, so its size is bounded by the registered series.
+    fast: [RwLock<FastMap>; 3],
     families: RwLock<HashMap<String, Arc<Family>>>,
     descriptions: RwLock<HashMap<String, Description>>,
     meter: OnceLock<Meter>,
@@ -321,6 +336,7 @@ impl Registry {
         Self {
             config,
             hasher: RandomState::new(),
+            fast: Default::default(),
             families: RwLock::new(HashMap::new()),
             descriptions: RwLock::new(HashMap::new()),
             meter: OnceLock::new(),
@@ -447,9 +463,20 @@ impl Registry {
 
     /// Finds or creates the series for `key`; `None` on a kind conflict.
     pub(crate) fn series(&self, kind: Kind, key: &Key) -> Option<Arc<Series>> {
+        let fast = &self.fast[kind as usize];
+        if let Some(s) = read(fast).get(key) {
+            return Some(s.clone());
+        }
         let family = self.family_or_create(key.name(), kind)?;
         let labels: Vec<Label> = key.labels().cloned().collect();
-        Some(self.series_in(&family, labels))
+        let series = self.series_in(&family, labels);
+        if !series.is_overflow() {
+            let mut map = write(fast);
+            if map.len() < FAST_PATH_CAPACITY {
+                map.insert(key.clone(), series.clone());
+            }
+        }
+        Some(series)
     }
 
     fn series_in(&self, family: &Arc<Family>, labels: Vec<Label>) -> Arc<Series> {
@@ -493,6 +520,7 @@ impl Registry {
                 user_len,
                 self.new_cell(family),
                 self.config.trace_context,
+                false,
                 None,
             ));
             st.by_hash.entry(hash).or_default().push(series.clone());
@@ -520,10 +548,40 @@ impl Registry {
                 1,
                 self.new_cell(family),
                 self.config.trace_context,
+                true,
                 records,
             ))
         });
         self.init_otel_series(family, series);
         series.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MetricsConfig;
+
+    #[test]
+    fn fast_path_never_caches_overflow_keys() {
+        let reg = Registry::new(Arc::new(MetricsConfig::new().cardinality_limit(10)));
+        for i in 0..1000 {
+            let key = Key::from_parts("m", vec![Label::new("id", i.to_string())]);
+            let s = reg.series(Kind::Counter, &key).unwrap();
+            assert_eq!(s.is_overflow(), i >= 10);
+            // Same key again: served (from the fast path) with the same series.
+            assert!(Arc::ptr_eq(&s, &reg.series(Kind::Counter, &key).unwrap()));
+        }
+        assert_eq!(read(&reg.fast[Kind::Counter as usize]).len(), 10);
+        assert_eq!(reg.family("m").unwrap().series_count(), 11);
+        // Another label order maps to the same series and gets its own fast entry.
+        let a = Key::from_parts("n", vec![Label::new("a", "1"), Label::new("b", "2")]);
+        let b = Key::from_parts("n", vec![Label::new("b", "2"), Label::new("a", "1")]);
+        let sa = reg.series(Kind::Gauge, &a).unwrap();
+        let sb = reg.series(Kind::Gauge, &b).unwrap();
+        assert!(Arc::ptr_eq(&sa, &sb));
+        assert_eq!(reg.family("n").unwrap().series_count(), 1);
+        // A conflicting kind is refused even though the key is cached.
+        assert!(reg.series(Kind::Counter, &a).is_none());
     }
 }
