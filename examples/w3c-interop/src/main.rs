@@ -105,22 +105,27 @@ async fn call(app: &App, server_cx: &Context, action: Action) {
     cx.span().end();
 }
 
+/// The service's router; `provider` only generates ids and sampling
+/// decisions (no exporter).
+fn router(provider: &SdkTracerProvider) -> Result<Router, reqwest::Error> {
+    let app = Arc::new(App {
+        tracer: opentelemetry::trace::TracerProvider::tracer(provider, "w3c-interop"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(4))
+            .build()?,
+    });
+    Ok(Router::new().route("/test", post(test)).with_state(app))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3001".to_owned())
         .parse()?;
-    // No exporter: the provider only generates ids and sampling decisions.
     let provider = SdkTracerProvider::builder()
         .with_sampler(Sampler::AlwaysOn)
         .build();
-    let app = Arc::new(App {
-        tracer: opentelemetry::trace::TracerProvider::tracer(&provider, "w3c-interop"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(4))
-            .build()?,
-    });
-    let router = Router::new().route("/test", post(test)).with_state(app);
+    let router = router(&provider)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("w3c-interop listening on http://{addr}/test");
     axum::serve(listener, router)
@@ -130,4 +135,149 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let _ = provider.shutdown();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! An in-process stand-in for the suite's harness: it records the headers
+    //! and bodies of the service's callbacks.
+
+    use super::*;
+    use axum::extract::Path;
+    use std::sync::Mutex;
+
+    type Calls = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
+
+    async fn serve(router: Router) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
+    async fn harness() -> (SocketAddr, Calls) {
+        let calls: Calls = Arc::default();
+        let record = calls.clone();
+        let router = Router::new().route(
+            "/cb/{id}",
+            post(
+                move |Path(id): Path<String>, headers: HeaderMap, body: Bytes| async move {
+                    record.lock().unwrap().push((id, headers, body));
+                    "null"
+                },
+            ),
+        );
+        (serve(router).await, calls)
+    }
+
+    async fn service() -> (SocketAddr, SdkTracerProvider) {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOn)
+            .build();
+        (serve(router(&provider).unwrap()).await, provider)
+    }
+
+    async fn run(headers: &[(&str, &str)], callbacks: usize) -> (StatusCode, Vec<HeaderMap>) {
+        let (harness, calls) = harness().await;
+        let (service, _provider) = service().await;
+        let body: Vec<serde_json::Value> = (0..callbacks)
+            .map(
+                |i| serde_json::json!({"url": format!("http://{harness}/cb/{i}"), "arguments": []}),
+            )
+            .collect();
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{service}/test"))
+            .body(serde_json::to_vec(&body).unwrap());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let status = request.send().await.unwrap().status();
+        let calls = calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), callbacks);
+        let mut out = Vec::new();
+        for (i, (id, headers, body)) in calls.into_iter().enumerate() {
+            assert_eq!(id, i.to_string(), "callbacks in order");
+            assert_eq!(&body[..], b"[]", "never an empty body");
+            out.push(headers);
+        }
+        (StatusCode::from_u16(status.as_u16()).unwrap(), out)
+    }
+
+    fn traceparent(h: &HeaderMap) -> Vec<String> {
+        let all: Vec<_> = h.get_all("traceparent").iter().collect();
+        assert_eq!(all.len(), 1);
+        all[0]
+            .to_str()
+            .unwrap()
+            .split('-')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    const TID: &str = "12345678901234567890123456789012";
+
+    #[tokio::test]
+    async fn continues_the_trace_with_a_new_parent_per_call() {
+        // A 14-character system-id: valid, but not representable by
+        // opentelemetry's TraceState; it must still be forwarded.
+        let ts = "foo=1,t@vvvvvvvvvvvvvv=2";
+        let (status, calls) = run(
+            &[
+                ("traceparent", &format!("00-{TID}-1234567890123456-03")),
+                ("tracestate", ts),
+            ],
+            3,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let mut parents = std::collections::HashSet::new();
+        for h in &calls {
+            let tp = traceparent(h);
+            assert_eq!(tp[0], "00");
+            assert_eq!(tp[1], TID);
+            assert_ne!(tp[2], "1234567890123456");
+            assert_eq!(tp[3], "03", "sampled and random flags kept");
+            parents.insert(tp[2].clone());
+            assert_eq!(h["tracestate"], ts);
+        }
+        assert_eq!(parents.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn repeated_traceparent_starts_a_new_trace() {
+        let tp = format!("00-{TID}-1234567890123456-01");
+        let (status, calls) = run(
+            &[
+                ("traceparent", &tp),
+                ("traceparent", &tp),
+                ("tracestate", "foo=1"),
+            ],
+            1,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_ne!(traceparent(&calls[0])[1], TID);
+        assert!(calls[0].get("tracestate").is_none());
+    }
+
+    #[tokio::test]
+    async fn invalid_tracestate_is_dropped_but_the_trace_continues() {
+        let (_, calls) = run(
+            &[
+                ("traceparent", &format!("00-{TID}-1234567890123456-00")),
+                ("tracestate", "foo=1,bar="),
+            ],
+            1,
+        )
+        .await;
+        assert_eq!(traceparent(&calls[0])[1], TID);
+        assert!(calls[0].get("tracestate").is_none());
+    }
+
+    #[tokio::test]
+    async fn empty_array_answers_immediately() {
+        let (status, calls) = run(&[], 0).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(calls.is_empty());
+    }
 }
