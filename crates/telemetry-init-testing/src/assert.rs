@@ -506,6 +506,20 @@ pub fn find_secret(s: &str) -> Option<String> {
             ));
         }
     }
+    for word in s.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '=' | ':')) {
+        let parts: Vec<&str> = word.split('.').collect();
+        if word.starts_with("eyJ")
+            && word.len() >= 20
+            && parts.len() == 3
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+        {
+            return Some(format!("a JSON Web Token (`{}`)", mask(word)));
+        }
+    }
     if (lower.contains("; path=") || lower.contains("; httponly") || lower.contains("; secure"))
         && s.contains('=')
     {
@@ -528,13 +542,31 @@ const SENSITIVE_HEADERS: &[&str] = &[
     "x-auth-token",
 ];
 
+/// Attribute keys (last dotted segment) that hold a credential themselves.
+const SENSITIVE_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "private_key",
+];
+
 /// Whether an attribute key names a credential-carrying header
-/// (`http.request.header.authorization`, `…cookie`, `set-cookie`…).
+/// (`http.request.header.authorization`, `…cookie`, `set-cookie`…) or a
+/// credential (`db.password`, `client_secret`, `api_key`…).
 pub fn is_sensitive_key(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     let last = lower.rsplit('.').next().unwrap_or(&lower);
+    let dashed = last.replace('_', "-");
+    let underscored = last.replace('-', "_");
     SENSITIVE_HEADERS.contains(&last)
-        || SENSITIVE_HEADERS.contains(&last.replace('_', "-").as_str())
+        || SENSITIVE_HEADERS.contains(&dashed.as_str())
+        || SENSITIVE_KEYS.contains(&underscored.as_str())
 }
 
 fn check_attrs<'a>(
@@ -547,7 +579,7 @@ fn check_attrs<'a>(
         let all_redacted = !strings.is_empty() && strings.iter().all(|s| is_redacted(s));
         if is_sensitive_key(k) && !all_redacted {
             problems.push(format!(
-                "{} has attribute `{k}`, a credential-carrying header that must not be recorded (or must be `REDACTED`)",
+                "{} has attribute `{k}`, which names a credential (header or secret) and must not be recorded (or must be `REDACTED`)",
                 location()
             ));
             continue;
@@ -650,6 +682,8 @@ mod tests {
         assert!(find_secret("mytoken=1").is_none());
         assert!(find_secret("sessionid=abc123; Path=/; HttpOnly").is_some());
         assert!(find_secret("GET /users/{id}").is_none());
+        assert!(find_secret("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl").is_some());
+        assert!(find_secret("version 1.2.3").is_none());
         // The leaked value is masked in the message.
         let why = find_secret("token=supersecretvalue").unwrap();
         assert!(!why.contains("supersecretvalue"), "{why}");
@@ -661,6 +695,10 @@ mod tests {
         assert!(is_sensitive_key("http.request.header.cookie"));
         assert!(is_sensitive_key("http.response.header.set-cookie"));
         assert!(!is_sensitive_key("http.request.header.user-agent"));
+        assert!(is_sensitive_key("db.password"));
+        assert!(is_sensitive_key("x.api-key"));
+        assert!(!is_sensitive_key("llm.usage.prompt_tokens"));
+        assert!(!is_sensitive_key("password.reset.requested"));
     }
 
     #[test]
