@@ -100,7 +100,7 @@ impl Extracted {
     pub fn into_context(self, parent: &Context) -> Context {
         let mut cx = parent.clone();
         if let Some(sc) = self.span_context {
-            if let (Some(ts), true) = (&self.tracestate, sc.trace_state().header().is_empty()) {
+            if let (Some(ts), true) = (&self.tracestate, *sc.trace_state() == TraceState::NONE) {
                 cx = cx.with_value(RawTracestate {
                     trace_id: sc.trace_id(),
                     tracestate: ts.clone(),
@@ -272,7 +272,9 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
 /// The raw incoming tracestate to forward for `sc`, if `sc` carries none of
 /// its own and belongs to the same trace.
 pub(crate) fn raw_tracestate_for<'a>(cx: &'a Context, sc: &SpanContext) -> Option<&'a Tracestate> {
-    if !sc.is_valid() || !sc.trace_state().header().is_empty() {
+    // `TraceState` normalizes an empty list to `NONE`, so this is an exact
+    // emptiness test without formatting the header.
+    if !sc.is_valid() || *sc.trace_state() != TraceState::NONE {
         return None;
     }
     cx.get::<RawTracestate>()

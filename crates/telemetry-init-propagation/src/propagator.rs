@@ -34,6 +34,8 @@ fn baggage_fields() -> &'static [String] {
 /// cleared). This one reads every header value through
 /// [`Extractor::get_all`], so a repeated `traceparent` is detected when the
 /// carrier exposes repeats (e.g. `opentelemetry-http`'s `HeaderExtractor`).
+/// That extractor drops values that are not UTF-8, so a repeated non-UTF-8
+/// value goes unseen there; [`crate::extract`] on the `HeaderMap` sees it.
 ///
 /// ```
 /// use std::collections::HashMap;
