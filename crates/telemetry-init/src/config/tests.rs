@@ -181,7 +181,8 @@ fn batch_and_limits() {
 /// Every invalid value names the variable, the value and what is accepted.
 #[test]
 fn invalid_values_are_clear_errors() {
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    type Vars = &'static [(&'static str, &'static str)];
+    let cases: &[(Vars, &[&str])] = &[
         (
             &[("OTEL_TRACES_SAMPLER", "bogus")],
             &[

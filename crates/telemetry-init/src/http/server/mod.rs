@@ -62,7 +62,7 @@ pub struct RequestBaggage(pub std::sync::Arc<Baggage>);
 impl RequestBaggage {
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|v| v.as_str().as_ref())
+        self.0.get(key).map(|v| v.as_str())
     }
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). Works on a fresh
+# Debian machine: it installs what the checks need (Debian `prometheus` for
+# promtool/Prometheus, PyPI `check-jsonschema`, npm `@grafana/lezer-logql`,
+# `cargo-fuzz`) and then runs, in order: formatting, clippy, the dependency
+# gates, the stack checks, a short fuzz run and `cargo test` (last, so its
+# summary closes the output). Exit status 0 only if everything passed.
+#
+# FUZZ_SECONDS (default 10) sets the fuzz time per target; SKIP_FUZZ=1 skips it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "one version of every opentelemetry crate"
+dups=$(cargo tree --workspace -d -e normal,build --prefix none 2>/dev/null \
+  | grep -E '^(opentelemetry|tracing-opentelemetry)' | sort -u || true)
+if [ -n "$dups" ]; then
+  echo "duplicate opentelemetry crates in the dependency tree:"
+  echo "$dups"
+  exit 1
+fi
+echo "ok"
+
+step "rustdoc (broken links and missing docs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+if [ -x scripts/check-deps.sh ]; then
+  step "supply chain: cargo deny check bans licenses"
+  bash scripts/check-deps.sh
+fi
+
+step "stack: rules, dashboards, compose, Alloy"
+bash scripts/check-stack.sh
+
+step "stack: real Prometheus scraping the demo"
+bash scripts/prometheus-e2e.sh
+
+if [ "${SKIP_FUZZ:-0}" != "1" ] && [ -x crates/telemetry-init-propagation/fuzz/run.sh ]; then
+  step "fuzz the header parsers (${FUZZ_SECONDS:-10}s per target)"
+  cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+  bash crates/telemetry-init-propagation/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+fi
+
+step "cargo test (unit, integration and doc tests)"
+cargo test --workspace
