@@ -1,5 +1,6 @@
 //! [`OtlpReceiver`], its builder and its cloneable [`ReceiverHandle`].
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -544,16 +545,55 @@ impl ReceiverHandle {
     /// Like [`ReceiverHandle::snapshot_json`], with at most `max_traces` traces.
     pub fn snapshot_json_with_limit(&self, max_traces: usize) -> serde_json::Value {
         let stats = self.stats();
+        // Copy out only what the snapshot shows: the spans and logs of the
+        // `max_traces` most recent traces, the latest uncorrelated logs and
+        // the latest entry of each metric.
         let (spans, logs, metrics) = {
             let st = self.shared.lock();
-            (
-                st.spans.iter().map(|s| s.item.clone()).collect::<Vec<_>>(),
-                st.logs.iter().map(|s| s.item.clone()).collect::<Vec<_>>(),
-                st.metrics
-                    .iter()
-                    .map(|s| s.item.clone())
-                    .collect::<Vec<_>>(),
-            )
+            let mut traces: HashSet<&str> = HashSet::new();
+            for s in st.spans.iter().rev() {
+                if traces.len() >= max_traces {
+                    break;
+                }
+                traces.insert(s.item.trace_id.as_str());
+            }
+            let spans: Vec<ReceivedSpan> = st
+                .spans
+                .iter()
+                .filter(|s| traces.contains(s.item.trace_id.as_str()))
+                .map(|s| s.item.clone())
+                .collect();
+            let mut uncorrelated = st
+                .logs
+                .iter()
+                .rev()
+                .filter(|l| l.item.trace_id.is_none())
+                .take(crate::snapshot::MAX_UNCORRELATED_LOGS)
+                .map(|l| l.item.clone())
+                .collect::<Vec<_>>();
+            uncorrelated.reverse();
+            let mut logs: Vec<ReceivedLog> = st
+                .logs
+                .iter()
+                .filter(|l| {
+                    l.item
+                        .trace_id
+                        .as_deref()
+                        .is_some_and(|t| traces.contains(t))
+                })
+                .map(|l| l.item.clone())
+                .collect();
+            logs.extend(uncorrelated);
+            let mut seen: HashSet<(&str, Option<&str>)> = HashSet::new();
+            let mut metrics: Vec<ReceivedMetric> = st
+                .metrics
+                .iter()
+                .rev()
+                .filter(|m| seen.insert((m.item.name.as_str(), m.item.service_name())))
+                .map(|m| m.item.clone())
+                .collect();
+            metrics.reverse();
+            (spans, logs, metrics)
         };
         crate::snapshot::snapshot(&spans, &logs, &metrics, &stats, max_traces)
     }

@@ -33,7 +33,7 @@ use crate::store::ReceiverStats;
 pub const DEFAULT_MAX_TRACES: usize = 50;
 
 /// Most uncorrelated log records (without a trace id) listed, the latest ones.
-const MAX_UNCORRELATED_LOGS: usize = 100;
+pub(crate) const MAX_UNCORRELATED_LOGS: usize = 100;
 
 /// Builds the snapshot (without `stats`) from telemetry in arrival order.
 pub fn snapshot_from(
