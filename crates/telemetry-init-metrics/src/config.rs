@@ -16,6 +16,14 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// The OpenTelemetry SDK's default explicit bucket boundaries, used for
+/// histograms whose unit is known and is not seconds (bytes, milliseconds,
+/// counts, …) unless a prefix configuration matches.
+pub const DEFAULT_BUCKETS_OTHER_UNITS: &[f64] = &[
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0,
+    10000.0,
+];
+
 /// Default hard limit of distinct label sets per metric name.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
 
@@ -35,13 +43,14 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
 ///     .cardinality_limit_for("myapp.cache.hits", 100)
 ///     .constant_label("service.name", "demo");
 /// assert_eq!(
-///     config.buckets_for("http.server.request.duration")[6..8],
+///     config.buckets_for("http.server.request.duration", Some("s"))[6..8],
 ///     [0.25, 0.3]
 /// );
 /// ```
 #[derive(Clone)]
 pub struct MetricsConfig {
     pub(crate) default_buckets: Vec<f64>,
+    pub(crate) other_unit_buckets: Vec<f64>,
     pub(crate) prefix_buckets: Vec<(String, Vec<f64>)>,
     pub(crate) slo_thresholds: Vec<(String, f64)>,
     pub(crate) cardinality_limit: usize,
@@ -56,6 +65,7 @@ impl fmt::Debug for MetricsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MetricsConfig")
             .field("default_buckets", &self.default_buckets)
+            .field("other_unit_buckets", &self.other_unit_buckets)
             .field("prefix_buckets", &self.prefix_buckets)
             .field("slo_thresholds", &self.slo_thresholds)
             .field("cardinality_limit", &self.cardinality_limit)
@@ -81,6 +91,7 @@ impl MetricsConfig {
     pub fn new() -> Self {
         Self {
             default_buckets: DEFAULT_BUCKETS.to_vec(),
+            other_unit_buckets: DEFAULT_BUCKETS_OTHER_UNITS.to_vec(),
             prefix_buckets: Vec::new(),
             slo_thresholds: Vec::new(),
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
@@ -97,6 +108,13 @@ impl MetricsConfig {
     /// non-finite values are rejected by [`MetricsConfig::validate`].
     pub fn default_buckets(mut self, bounds: Vec<f64>) -> Self {
         self.default_buckets = bounds;
+        self
+    }
+
+    /// Replaces the boundaries used for histograms whose unit is known and is
+    /// not seconds (default [`DEFAULT_BUCKETS_OTHER_UNITS`]).
+    pub fn default_buckets_other_units(mut self, bounds: Vec<f64>) -> Self {
+        self.other_unit_buckets = bounds;
         self
     }
 
@@ -165,13 +183,19 @@ impl MetricsConfig {
         self
     }
 
-    /// The bucket boundaries a histogram called `name` will get: the longest
-    /// matching prefix (or the defaults) plus matching SLO thresholds,
-    /// sorted and de-duplicated.
-    pub fn buckets_for(&self, name: &str) -> Vec<f64> {
+    /// The bucket boundaries a histogram called `name` with OpenTelemetry
+    /// unit `unit` gets: the longest matching prefix configuration, else the
+    /// seconds defaults when the unit is `s` or unknown, else
+    /// [`DEFAULT_BUCKETS_OTHER_UNITS`]; plus matching SLO thresholds; sorted
+    /// and de-duplicated. (The recorder passes the unit known when the
+    /// first series of the name is registered.)
+    pub fn buckets_for(&self, name: &str, unit: Option<&str>) -> Vec<f64> {
         let mut bounds = longest_prefix(&self.prefix_buckets, name)
             .cloned()
-            .unwrap_or_else(|| self.default_buckets.clone());
+            .unwrap_or_else(|| match unit {
+                Some(u) if u != "s" => self.other_unit_buckets.clone(),
+                _ => self.default_buckets.clone(),
+            });
         bounds.extend(
             self.slo_thresholds
                 .iter()
@@ -198,7 +222,7 @@ impl MetricsConfig {
     /// [`MetricsError::InvalidBuckets`] naming the offending list.
     pub fn validate(&self) -> Result<(), MetricsError> {
         let bad = |v: &[f64]| v.iter().any(|b| !b.is_finite());
-        if bad(&self.default_buckets) {
+        if bad(&self.default_buckets) || bad(&self.other_unit_buckets) {
             return Err(MetricsError::InvalidBuckets("default buckets".into()));
         }
         for (p, b) in &self.prefix_buckets {
@@ -246,9 +270,17 @@ mod tests {
             .buckets_for_prefix("rpc.server.", vec![2.0])
             .slo_threshold("rpc.server.duration", 0.5)
             .slo_threshold("rpc.server.duration", 2.0);
-        assert_eq!(c.buckets_for("http.x"), DEFAULT_BUCKETS);
-        assert_eq!(c.buckets_for("rpc.client.duration"), vec![0.1, 1.0]);
-        assert_eq!(c.buckets_for("rpc.server.duration"), vec![0.5, 2.0]);
+        assert_eq!(c.buckets_for("http.x", None), DEFAULT_BUCKETS);
+        assert_eq!(c.buckets_for("http.x", Some("s")), DEFAULT_BUCKETS);
+        assert_eq!(
+            c.buckets_for("http.x", Some("By")),
+            DEFAULT_BUCKETS_OTHER_UNITS
+        );
+        assert_eq!(
+            c.buckets_for("rpc.client.duration", Some("ms")),
+            vec![0.1, 1.0]
+        );
+        assert_eq!(c.buckets_for("rpc.server.duration", None), vec![0.5, 2.0]);
         assert_eq!(c.limit_for("x"), DEFAULT_CARDINALITY_LIMIT);
         let c = c.cardinality_limit(10).cardinality_limit_for("x.", 3);
         assert_eq!(c.limit_for("x.y"), 3);

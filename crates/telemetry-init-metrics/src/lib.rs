@@ -108,7 +108,9 @@ use std::sync::Arc;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 use opentelemetry::metrics::Meter;
 
-pub use config::{DEFAULT_BUCKETS, DEFAULT_CARDINALITY_LIMIT, MetricsConfig};
+pub use config::{
+    DEFAULT_BUCKETS, DEFAULT_BUCKETS_OTHER_UNITS, DEFAULT_CARDINALITY_LIMIT, MetricsConfig,
+};
 pub use health::{PipelineComponents, PipelineHealth, Signal, names as health_names};
 pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use server::MetricsServer;
@@ -330,6 +332,22 @@ impl MetricsHandle {
     /// ```
     pub fn series_count(&self, name: &str) -> usize {
         self.registry.family(name).map_or(0, |f| f.series_count())
+    }
+
+    /// The bucket boundaries of histogram `name`, once it has been
+    /// registered (`None` for unknown names and non-histograms).
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let r = TelemetryRecorder::new(MetricsConfig::new().slo_threshold("http.server.", 0.3)).unwrap();
+    /// metrics::with_local_recorder(&r, || metrics::histogram!("http.server.request.duration").record(0.1));
+    /// let b = r.handle().buckets("http.server.request.duration").unwrap();
+    /// assert!(b.contains(&0.3) && b.contains(&0.25) && b.len() == DEFAULT_BUCKETS.len() + 1);
+    /// ```
+    pub fn buckets(&self, name: &str) -> Option<Vec<f64>> {
+        self.registry
+            .family(name)
+            .and_then(|f| f.bounds().map(|b| b.to_vec()))
     }
 
     /// Number of records folded into the overflow series of `name`.

@@ -391,8 +391,10 @@ impl Registry {
                         name: name.to_string(),
                         kind,
                         limit: self.config.limit_for(name),
-                        bounds: (kind == Kind::Histogram)
-                            .then(|| Arc::from(self.config.buckets_for(name))),
+                        bounds: (kind == Kind::Histogram).then(|| {
+                            let unit = self.description(name).unit;
+                            Arc::from(self.config.buckets_for(name, unit.as_deref()))
+                        }),
                         state: RwLock::new(FamilyState {
                             by_hash: IdMap::default(),
                             len: 0,

@@ -147,7 +147,7 @@ fn cumulative_bucket_counts_match_recorded_values() {
     let bounds = r
         .handle()
         .config()
-        .buckets_for("http.server.request.duration");
+        .buckets_for("http.server.request.duration", Some("s"));
     assert!(bounds.contains(&0.3));
     let mut rng = Lcg(7);
     let routes = ["/a", "/b", "/c"];

@@ -145,7 +145,7 @@ fn pushed_metrics_match_the_scrape() {
     let expected_bounds = r
         .handle()
         .config()
-        .buckets_for("http.server.request.duration");
+        .buckets_for("http.server.request.duration", Some("s"));
     let mut points = 0;
     for dp in h.data_points() {
         points += 1;
