@@ -116,6 +116,9 @@ pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use server::MetricsServer;
 pub use trace_context::{TraceContextFn, current_trace_context};
 
+/// Environment variable read by [`MetricsHandle::serve_from_env`].
+pub const PROMETHEUS_ADDR_ENV: &str = "TELEMETRY_PROMETHEUS_ADDR";
+
 /// Name of the counter of records folded into overflow series
 /// (`telemetry_init_metrics_overflowed_records_total{metric_name=…}`).
 pub const OVERFLOW_RECORDS_METRIC: &str = registry::OVERFLOW_RECORDS_METRIC;
@@ -138,6 +141,9 @@ pub enum MetricsError {
     /// A bucket boundary or SLO threshold is not a finite number.
     #[error("invalid histogram buckets: {0}")]
     InvalidBuckets(String),
+    /// `TELEMETRY_PROMETHEUS_ADDR` is not a socket address.
+    #[error("invalid {PROMETHEUS_ADDR_ENV}={0:?}: expected host:port, e.g. 0.0.0.0:9464")]
+    InvalidAddress(String),
     /// Binding or running the scrape listener failed.
     #[error("metrics listener: {0}")]
     Io(#[source] std::io::Error),
@@ -418,5 +424,33 @@ impl MetricsHandle {
     /// ```
     pub fn serve(&self, addr: SocketAddr) -> Result<MetricsServer, MetricsError> {
         server::serve(self.clone(), addr)
+    }
+
+    /// Starts the scrape listener on `TELEMETRY_PROMETHEUS_ADDR` when that
+    /// variable is set and non-empty; `Ok(None)` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsError::InvalidAddress`] if the value does not parse as a
+    /// socket address, [`MetricsError::Io`] if binding fails.
+    ///
+    /// ```
+    /// # use telemetry_init_metrics::*;
+    /// let handle = TelemetryRecorder::new(MetricsConfig::new()).unwrap().handle();
+    /// // Unset in doctests: nothing is started.
+    /// # unsafe { std::env::remove_var(PROMETHEUS_ADDR_ENV) };
+    /// assert!(handle.serve_from_env().unwrap().is_none());
+    /// ```
+    pub fn serve_from_env(&self) -> Result<Option<MetricsServer>, MetricsError> {
+        match std::env::var(PROMETHEUS_ADDR_ENV) {
+            Ok(v) if !v.trim().is_empty() => {
+                let addr = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| MetricsError::InvalidAddress(v.clone()))?;
+                self.serve(addr).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 }
