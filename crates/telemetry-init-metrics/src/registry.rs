@@ -470,7 +470,14 @@ impl Registry {
             return Some(s.clone());
         }
         let family = self.family_or_create(key.name(), kind)?;
-        let labels: Vec<Label> = key.labels().cloned().collect();
+        let mut labels: Vec<Label> = Vec::with_capacity(key.labels().len());
+        for l in key.labels() {
+            // A repeated key keeps its last value (a label set is a map).
+            match labels.iter_mut().find(|x| x.key() == l.key()) {
+                Some(existing) => *existing = l.clone(),
+                None => labels.push(l.clone()),
+            }
+        }
         let series = self.series_in(&family, labels);
         if !series.is_overflow() {
             let mut map = write(fast);
@@ -583,6 +590,10 @@ mod tests {
         let sb = reg.series(Kind::Gauge, &b).unwrap();
         assert!(Arc::ptr_eq(&sa, &sb));
         assert_eq!(reg.family("n").unwrap().series_count(), 1);
+        // A repeated label key keeps its last value.
+        let dup = Key::from_parts("d", vec![Label::new("a", "1"), Label::new("a", "2")]);
+        let s = reg.series(Kind::Counter, &dup).unwrap();
+        assert_eq!(s.prom_labels(), "a=\"2\"");
         // A conflicting kind is refused even though the key is cached.
         assert!(reg.series(Kind::Counter, &a).is_none());
     }

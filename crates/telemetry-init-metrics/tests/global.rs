@@ -23,3 +23,22 @@ fn install_once_then_error() {
         Err(MetricsError::AlreadyInstalled)
     ));
 }
+
+#[test]
+fn serve_from_env() {
+    use telemetry_init_metrics::{PROMETHEUS_ADDR_ENV, TelemetryRecorder};
+    let handle = TelemetryRecorder::new(MetricsConfig::new())
+        .unwrap()
+        .handle();
+    // SAFETY: the only test in this binary touching the environment.
+    unsafe { std::env::set_var(PROMETHEUS_ADDR_ENV, "not-an-address") };
+    assert!(matches!(
+        handle.serve_from_env(),
+        Err(MetricsError::InvalidAddress(v)) if v == "not-an-address"
+    ));
+    unsafe { std::env::set_var(PROMETHEUS_ADDR_ENV, "127.0.0.1:0") };
+    let server = handle.serve_from_env().unwrap().expect("started");
+    assert!(server.local_addr().ip().is_loopback());
+    unsafe { std::env::set_var(PROMETHEUS_ADDR_ENV, "") };
+    assert!(handle.serve_from_env().unwrap().is_none());
+}
