@@ -62,7 +62,6 @@ wait_http() { # url, seconds
 
 DEMO_PORT="$(free_port)"
 PROM_PORT="$(free_port)"
-DEAD_PORT="$(free_port)" # nothing listens: the SDK's OTLP exports fail, visibly, in its self-metrics
 DEMO="http://127.0.0.1:$DEMO_PORT"
 PROM="http://127.0.0.1:$PROM_PORT"
 
@@ -78,12 +77,14 @@ else
     DEMO_BIN="$ROOT/target/debug/demo"
   fi
   echo "starting $DEMO_BIN on $DEMO"
+  # No OTLP endpoint: the demo then exports to its embedded OTLP receiver, so the SDK's
+  # export self-metrics count successes.
+  unset OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT OTEL_EXPORTER_OTLP_METRICS_ENDPOINT
   LISTEN_ADDR="127.0.0.1:$DEMO_PORT" \
     OTEL_SERVICE_NAME="$SERVICE" \
     OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=e2e" \
     DOWNSTREAM_URL="$DEMO/hello" \
-    OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$DEAD_PORT" \
-    OTEL_EXPORTER_OTLP_TIMEOUT=1000 \
     OTEL_METRIC_EXPORT_INTERVAL=1000 \
     OTEL_BSP_SCHEDULE_DELAY=500 \
     OTEL_BLRP_SCHEDULE_DELAY=500 \
