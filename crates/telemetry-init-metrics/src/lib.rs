@@ -46,6 +46,23 @@
 //! bridge, the SDK's own histogram `record`. Cache handles in hot code.
 //! Non-finite histogram values are dropped (as the OpenTelemetry SDK does).
 //!
+//! Measured with `benches/record.rs` (2-core CI box, noisy): cached labelled
+//! histogram record ≈ 19 ns (≈ 27 ns with the exemplar hook outside spans,
+//! ≈ 55–105 ns inside a sampled span incl. the exemplar write); the default
+//! [`current_trace_context`] hook ≈ 10 ns with `tracing-opentelemetry`
+//! context activation (its default), ≈ 290 ns without it; OTLP mirror adds
+//! ≈ 145 ns per histogram record (≈ 20 ns with the `otel-bound-instruments`
+//! feature); `histogram!(name, 4 labels).record(v)` including registration
+//! ≈ 80 ns; counter increment ≈ 9 ns.
+//!
+//! # Cargo features
+//!
+//! * `otel-bound-instruments` (off): mirror histograms through the SDK's
+//!   experimental bound instruments (enables
+//!   `experimental_metrics_bound_instruments` on `opentelemetry` and
+//!   `opentelemetry_sdk`, which also turns on the SDK's own experimental
+//!   `otel.sdk.*` self-metrics).
+//!
 //! # Cardinality guard
 //!
 //! Each metric name has a hard limit of distinct label sets
@@ -107,6 +124,10 @@ use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 use opentelemetry::metrics::Meter;
+
+/// The `metrics` facade this recorder implements (re-exported so callers
+/// use the exact same version).
+pub use metrics;
 
 pub use config::{
     DEFAULT_BUCKETS, DEFAULT_BUCKETS_OTHER_UNITS, DEFAULT_CARDINALITY_LIMIT, MetricsConfig,

@@ -276,6 +276,39 @@ mod tests {
     }
 
     #[test]
+    fn exemplar_slot_never_returns_torn_values() {
+        let slot = Arc::new(ExemplarSlot::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (slot, stop) = (slot.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut i = t;
+                    while !stop.load(Ordering::Relaxed) {
+                        // All fields derive from `i`: a torn read is detectable.
+                        slot.store((u128::from(i) << 64) | u128::from(i), i, i as f64);
+                        i += 2;
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        for _ in 0..200_000 {
+            if let Some(e) = slot.load() {
+                let i = e.span_id;
+                assert_eq!(e.trace_id, (u128::from(i) << 64) | u128::from(i));
+                assert_eq!(e.value, i as f64);
+                seen += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(seen > 0);
+    }
+
+    #[test]
     fn gauge_add_and_counter_absolute() {
         let g = GaugeCell::default();
         g.add(2.0);
