@@ -57,6 +57,10 @@ impl Pending {
     /// Completes an HTTP request with its status.
     fn finish_http(&mut self, status: u16) {
         self.done = true;
+        // Inside the span: the access log line carries its ids and the
+        // histogram takes the trace id as its exemplar.
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.span
             .record("http.response.status_code", i64::from(status));
         let label = slo::status_label(status);
@@ -80,7 +84,6 @@ impl Pending {
     fn access_log(&self, status: Option<u16>, error: Option<&str>, elapsed: std::time::Duration) {
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let route = route_label(self.route.as_deref());
-        let _entered = self.span.enter();
         if error.is_some() {
             tracing::warn!(
                 target: "telemetry_init::http",
@@ -106,6 +109,8 @@ impl Pending {
     /// Completes a gRPC call with its `grpc-status`.
     pub(crate) fn finish_grpc(&mut self, code: i32) {
         self.done = true;
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.span.record("rpc.grpc.status_code", i64::from(code));
         // The RPC conventions: on the server these codes are errors, the
         // others are the client's problem.
@@ -126,6 +131,8 @@ impl Pending {
 
     fn finish_error(&mut self, error_type: &'static str) {
         self.done = true;
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.fail(error_type);
         self.access_log(None, Some(error_type), self.started.elapsed());
         if self.grpc.is_some() {
