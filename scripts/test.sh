@@ -21,14 +21,15 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "one version of every opentelemetry crate"
-dups=$(cargo tree --workspace -d -e normal,build --prefix none 2>/dev/null \
-  | grep -E '^(opentelemetry|tracing-opentelemetry)' | sort -u || true)
-if [ -n "$dups" ]; then
-  echo "duplicate opentelemetry crates in the dependency tree:"
-  echo "$dups"
+# Every (name, version) in the resolved tree; a name listed twice is a duplicate.
+otel=$(cargo tree --workspace -e normal,build,dev --prefix none --format '{p}' \
+  | awk '{print $1, $2}' | sort -u | grep -E '^(opentelemetry|tracing-opentelemetry)' || true)
+echo "$otel"
+dups=$(echo "$otel" | awk '{print $1}' | uniq -d)
+if [ -z "$otel" ] || [ -n "$dups" ]; then
+  echo "duplicate (or missing) opentelemetry crates in the dependency tree: $dups"
   exit 1
 fi
-echo "ok"
 
 step "rustdoc (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
