@@ -436,7 +436,13 @@ impl Registry {
             return false;
         }
         for family in self.families() {
-            family.for_each_series(|s| self.init_otel_series(&family, s));
+            // Collect first: never call into the SDK while holding a family
+            // lock (its collection thread takes SDK locks, then ours).
+            let mut series = Vec::new();
+            family.for_each_series(|s| series.push(s.clone()));
+            for s in series {
+                self.init_otel_series(&family, &s);
+            }
         }
         true
     }
