@@ -11,7 +11,9 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder, current_trace_context};
+use telemetry_init_metrics::{
+    MetricsConfig, TelemetryRecorder, active_otel_trace_context, current_trace_context,
+};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn labeled(r: &TelemetryRecorder) -> Histogram {
@@ -63,9 +65,22 @@ fn bench(c: &mut Criterion) {
     g.bench_function("trace_context_hook_no_span", |b| {
         b.iter(|| black_box(current_trace_context()))
     });
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        let span = tracing::info_span!("request");
+        let _e = span.enter();
+        g.bench_function("trace_context_hook_span_without_otel_layer", |b| {
+            b.iter(|| black_box(current_trace_context()))
+        });
+        g.bench_function("active_otel_hook_span_without_otel_layer", |b| {
+            b.iter(|| black_box(active_otel_trace_context()))
+        });
+    });
     tracing::subscriber::with_default(subscriber(true), || {
         let span = tracing::info_span!("request");
         let _e = span.enter();
+        g.bench_function("active_otel_hook_sampled_span", |b| {
+            b.iter(|| black_box(active_otel_trace_context()))
+        });
         g.bench_function("trace_context_hook_sampled_span", |b| {
             b.iter(|| black_box(current_trace_context()))
         });

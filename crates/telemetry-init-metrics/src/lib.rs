@@ -135,7 +135,7 @@ pub use config::{
 pub use health::{PipelineComponents, PipelineHealth, Signal, names as health_names};
 pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use server::MetricsServer;
-pub use trace_context::{TraceContextFn, current_trace_context};
+pub use trace_context::{TraceContextFn, active_otel_trace_context, current_trace_context};
 
 /// Environment variable read by [`MetricsHandle::serve_from_env`].
 pub const PROMETHEUS_ADDR_ENV: &str = "TELEMETRY_PROMETHEUS_ADDR";

@@ -4,7 +4,9 @@
 use metrics::histogram;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder, current_trace_context};
+use telemetry_init_metrics::{
+    MetricsConfig, TelemetryRecorder, active_otel_trace_context, current_trace_context,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -49,6 +51,11 @@ fn sampled_exemplar(context_activation: bool) {
             let sc = cx.span().span_context().clone();
             assert!(sc.is_sampled() && sc.is_valid());
             assert_eq!(current_trace_context(), Some((sc.trace_id(), sc.span_id())));
+            // The OTel-context-only hook sees the span only with activation.
+            assert_eq!(
+                active_otel_trace_context(),
+                context_activation.then(|| (sc.trace_id(), sc.span_id()))
+            );
             record(&r, 0.2);
             (sc.trace_id(), sc.span_id())
         },
