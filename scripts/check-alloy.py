@@ -17,7 +17,10 @@ Docker CI (.github/workflows/stack.yml) has. This check covers, offline:
      traces end at Tempo, logs at Loki's /otlp, metrics at Mimir's /otlp; every exporter
      has retry_on_failure and an enabled sending_queue;
   6. deployment: receivers bind 0.0.0.0, compose starts Alloy with
-     --server.http.listen-addr=0.0.0.0:12345.
+     --server.http.listen-addr=0.0.0.0:12345;
+  7. redaction behaviour: the OTTL replace_pattern rules on url.query / url.full are
+     applied (Python `re`, same semantics as Go RE2 for the constructs used) to sample
+     URLs, which must come out with secrets masked and everything else intact.
 
 Usage: python3 scripts/check-alloy.py [alloy/config.alloy] [compose.yaml]
        python3 scripts/check-alloy.py --self-test
@@ -401,8 +404,41 @@ def check(config_text, compose_text):
     for attr_name in ('attributes["url.query"]', 'attributes["url.full"]'):
         if attr_name not in config_text:
             errors.append(f"redaction: {attr_name} is not scrubbed")
+    errors += check_redaction(config_text)
     if not any(c[0] == "prometheus.exporter.self" for c in components.values()):
         errors.append("Alloy's own metrics (prometheus.exporter.self) are not collected")
+    return errors
+
+
+# (attribute, input, expected output) after all replace_pattern statements ran.
+REDACTION_CASES = [
+    ("url.query", "code=abc123&state=xyz", "code=REDACTED&state=xyz"),
+    ("url.query", "id=7&access_token=s3cr3t", "id=7&access_token=REDACTED"),
+    ("url.query", "API_KEY=k&page=2", "API_KEY=REDACTED&page=2"),
+    ("url.query", "page=2&sort=asc", "page=2&sort=asc"),
+    ("url.full", "https://api.example.com/cb?x=1&password=hunter2#frag", "https://api.example.com/cb?x=1&password=REDACTED#frag"),
+    ("url.full", "https://user:pa55@example.com/a?b=c", "https://REDACTED@example.com/a?b=c"),
+    ("url.full", "http://example.com/users/42", "http://example.com/users/42"),
+]
+
+
+def check_redaction(config_text):
+    """Run the sample URLs through the span and the log statements separately."""
+    errors = []
+    pat = re.compile(r'replace_pattern\(attributes\["(url\.(?:query|full))"\], "((?:[^"\\]|\\.)*)", "((?:[^"\\]|\\.)*)"\)')
+    contexts = re.findall(r"(trace_statements|log_statements)\s*\{(.*?)\n  \}", config_text, re.S)
+    for ctx in ("trace_statements", "log_statements"):
+        stmts = [m for name, body in contexts if name == ctx for m in pat.findall(body)]
+        if not stmts:
+            errors.append(f"redaction: no replace_pattern on url.query / url.full in {ctx}")
+            continue
+        for attr_name, given, want in REDACTION_CASES:
+            value = given
+            for target, pattern, repl in stmts:
+                if target == attr_name:
+                    value = re.sub(pattern, re.sub(r"\$\{(\d+)\}", r"\\g<\1>", repl), value)
+            if value != want:
+                errors.append(f"redaction ({ctx}): {attr_name} {given!r} became {value!r}, expected {want!r}")
     return errors
 
 
@@ -414,6 +450,7 @@ def self_test(config_text, compose_text):
         ("dangling reference", lambda t: t.replace("otelcol.processor.batch.default.input]", "otelcol.processor.batch.defualt.input]", 1)),
         ("unknown component", lambda t: t.replace("otelcol.processor.groupbyattrs \"level\"", "otelcol.processor.groupbyattr \"level\"", 1)),
         ("receiver on loopback", lambda t: t.replace('"0.0.0.0:4317"', '"127.0.0.1:4317"', 1)),
+        ("secret query value kept", lambda t: t.replace("passw(?:or)?d|", "", 2)),
         ("memory_limiter bypassed", lambda t: t.replace("traces  = [otelcol.processor.memory_limiter.default.input]", "traces  = [otelcol.processor.attributes.redact.input]", 1)),
     ]
     failed = 0
@@ -439,7 +476,7 @@ def main():
     compose_text = open(compose, encoding="utf-8").read()
     if "--self-test" in sys.argv:
         failed = self_test(config_text, compose_text)
-        print(f"alloy check self-test: {7 - failed} passed, {failed} failed")
+        print(f"alloy check self-test: {8 - failed} passed, {failed} failed")
         return 1 if failed else 0
     errors = check(config_text, compose_text)
     for e in errors:
