@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod rules;
+mod smoke;
 
 /// Tools for services instrumented with telemetry-init.
 #[derive(Debug, Parser)]
@@ -20,12 +21,15 @@ struct Cli {
 enum Command {
     /// Generate Prometheus/Mimir SLO recording and burn-rate alert rules from an SLO spec.
     Rules(rules::RulesArgs),
+    /// Smoke-test a service's telemetry: against a running stack (`live`) or an embedded receiver (`run`).
+    Smoke(smoke::SmokeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Rules(args) => rules::run(&args),
+        Command::Smoke(args) => smoke::run(&args),
     };
     match result {
         Ok(code) => code,
