@@ -27,6 +27,12 @@ MAY_BE_EMPTY = [
 ]
 
 
+# Metric names the caller knows to be missing from the service (E2E_ALLOW_MISSING,
+# comma-separated): queries on them are reported as KNOWN GAP instead of failing. Meant
+# as a short-lived, visible waiver while a service is being fixed; empty by default.
+ALLOW_MISSING = [m.strip() for m in os.environ.get("E2E_ALLOW_MISSING", "").split(",") if m.strip()]
+
+
 def load_yaml(path):
     # Rule files are YAML; avoid a PyYAML dependency by asking promtool-free Python:
     # the generated files are plain block YAML, so a tiny extractor suffices.
@@ -108,7 +114,7 @@ def main():
     slos = args.slo or ["availability", "users-latency"]
 
     queries = collect(args.root, slos)
-    passed = failed = empty_ok = 0
+    passed = failed = empty_ok = known_gaps = 0
     for origin, raw, must in queries:
         expr = substitute(raw, args.service)
         res = query(args.prom, expr)
@@ -120,6 +126,11 @@ def main():
         n = len(data) if isinstance(data, list) else 1
         if n == 0:
             reason = next((why for pat, why in MAY_BE_EMPTY if re.search(pat, expr)), None)
+            gap = next((m for m in ALLOW_MISSING if re.search(rf"\b{re.escape(m)}\b", expr)), None)
+            if must and reason is None and gap is not None:
+                known_gaps += 1
+                print(f"KNOWN GAP {origin}: no data ({gap} waived by E2E_ALLOW_MISSING)\n      {expr}")
+                continue
             if must and reason is None:
                 failed += 1
                 print(f"FAIL  {origin}: no data\n      {expr}")
@@ -131,6 +142,8 @@ def main():
         passed += 1
         print(f"ok    {origin}: {n} series")
     print(f"\n{len(queries)} queries evaluated; {empty_ok} allowed to be empty")
+    if known_gaps:
+        print(f"WARNING: {known_gaps} queries without data waived by E2E_ALLOW_MISSING={','.join(ALLOW_MISSING)}")
     print(f"{passed} passed, {failed} failed")
     return 1 if failed or not queries else 0
 
