@@ -55,28 +55,34 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
-fn tail(lines: &[child::Line], n: usize) -> String {
+/// The last `n` lines, indented, with the smoke secrets masked.
+fn tail(lines: &[child::Line], n: usize, secrets: &[String]) -> String {
     let start = lines.len().saturating_sub(n);
     lines[start..]
         .iter()
-        .map(|l| format!("  {}", l.text))
+        .map(|l| {
+            let text = secrets.iter().fold(l.text.clone(), |t, s| {
+                t.replace(s.as_str(), "<smoke secret>")
+            });
+            format!("  {text}")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn diagnostics(report: &mut Report, service: &Service) {
+fn diagnostics(report: &mut Report, service: &Service, secrets: &[String]) {
     let err = service.stderr();
     if !err.is_empty() {
         report.diagnostics.push(format!(
             "service stderr (last 20 lines):\n{}",
-            tail(&err, 20)
+            tail(&err, 20, secrets)
         ));
     }
     let out = service.stdout();
     if !out.is_empty() {
         report.diagnostics.push(format!(
             "service stdout (last 10 lines):\n{}",
-            tail(&out, 10)
+            tail(&out, 10, secrets)
         ));
     }
 }
@@ -154,14 +160,14 @@ pub async fn run(args: &RunArgs) -> Result<Report, String> {
             Err(e) => {
                 report.push(Check::fail("service started", vec![e]));
                 service.kill().await;
-                diagnostics(&mut report, &service);
+                diagnostics(&mut report, &service, &[]);
                 return Ok(report);
             }
         },
         Err(e) => {
             report.push(Check::fail("service started", vec![e]));
             service.kill().await;
-            diagnostics(&mut report, &service);
+            diagnostics(&mut report, &service, &[]);
             return Ok(report);
         }
     };
@@ -267,7 +273,7 @@ pub async fn run(args: &RunArgs) -> Result<Report, String> {
     report.push(verify::stdout_lines(&observed));
     report.push(verify::slo_metrics(&observed));
     report.push(verify::no_secrets(&observed));
-    diagnostics(&mut report, &service);
+    diagnostics(&mut report, &service, &secrets);
     receiver.shutdown().await;
     Ok(report)
 }
