@@ -34,34 +34,68 @@ struct ClientCall {
     started: Instant,
     method: &'static str,
     host: String,
+    /// `rpc.service` and `rpc.method` of a gRPC call.
+    grpc: Option<(String, String)>,
+    done: bool,
 }
 
 impl ClientCall {
     fn start(method: &Method, uri: &http::Uri, headers: &mut HeaderMap) -> Self {
         let (method, original) = attributes::method(method);
+        // A URI without authority (tonic clients made with `new` rather
+        // than `with_origin` get theirs inside the `Channel`) has no server
+        // address to record: better none than an empty one on port 80.
         let host = uri.host().unwrap_or("").to_string();
-        let port = uri
-            .port_u16()
-            .or_else(|| match uri.scheme_str() {
-                Some("https") => Some(443),
-                _ => Some(80),
+        let port = (!host.is_empty())
+            .then(|| {
+                uri.port_u16().unwrap_or(match uri.scheme_str() {
+                    Some("https") => 443,
+                    _ => 80,
+                })
             })
             .map(i64::from);
-        let full = redact_url(uri);
-        let span = tracing::info_span!(
-            target: "telemetry_init::http",
-            "http client request",
-            otel.name = method,
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            http.request.method = method,
-            http.request.method_original = original,
-            http.response.status_code = tracing::field::Empty,
-            server.address = host.as_str(),
-            server.port = port,
-            url.full = full.as_str(),
-            error.type = tracing::field::Empty,
-        );
+        let is_grpc = headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        let grpc = is_grpc
+            .then(|| attributes::grpc_service_method(uri.path()))
+            .flatten()
+            .map(|(s, m)| (s.to_string(), m.to_string()));
+        let span = if let Some((service, rpc_method)) = &grpc {
+            tracing::info_span!(
+                target: "telemetry_init::http",
+                "grpc client request",
+                otel.name = %format_args!("{service}/{rpc_method}"),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = service.as_str(),
+                rpc.method = rpc_method.as_str(),
+                rpc.grpc.status_code = tracing::field::Empty,
+                server.address = tracing::field::Empty,
+                server.port = port,
+                error.type = tracing::field::Empty,
+            )
+        } else {
+            let full = uri.authority().is_some().then(|| redact_url(uri));
+            tracing::info_span!(
+                target: "telemetry_init::http",
+                "http client request",
+                otel.name = method,
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = method,
+                http.request.method_original = original,
+                http.response.status_code = tracing::field::Empty,
+                server.address = tracing::field::Empty,
+                server.port = port,
+                url.full = full.as_deref(),
+                error.type = tracing::field::Empty,
+            )
+        };
+        if !host.is_empty() {
+            span.record("server.address", host.as_str());
+        }
         telemetry_init_propagation::inject_context(&span.context(), headers);
         if let Some(rid) = crate::logs::current_request_id()
             && let Ok(v) = HeaderValue::from_str(&rid)
@@ -73,10 +107,15 @@ impl ClientCall {
             started: Instant::now(),
             method,
             host,
+            grpc,
+            done: false,
         }
     }
 
-    fn finish(&self, status: Option<u16>, error: Option<&str>) {
+    fn finish(&mut self, status: Option<u16>, error: Option<&str>) {
+        self.done = true;
+        let span = self.span.clone();
+        let _entered = span.enter();
         if let Some(s) = status {
             self.span.record("http.response.status_code", i64::from(s));
         }
@@ -108,6 +147,35 @@ impl ClientCall {
             ),
         }
         .record(self.started.elapsed().as_secs_f64());
+    }
+
+    /// Completes a gRPC call with the status the client saw. On the client
+    /// every code but OK is an error (the RPC semantic conventions).
+    fn finish_grpc(&mut self, code: i32) {
+        self.done = true;
+        // tracing-opentelemetry ends a span at its last exit: entering it
+        // here makes a streaming call's span last until its trailers (and
+        // gives the histogram its exemplar).
+        let span = self.span.clone();
+        let _entered = span.enter();
+        self.span.record("rpc.grpc.status_code", i64::from(code));
+        if code != 0 {
+            self.span.record("error.type", code.to_string());
+            self.span.record("otel.status_code", "ERROR");
+        }
+        if let Some((service, method)) = &self.grpc {
+            slo::rpc_client(service, method, code, self.started.elapsed());
+        }
+    }
+}
+
+impl Drop for ClientCall {
+    fn drop(&mut self) {
+        // A gRPC call dropped before its status arrived was cancelled by
+        // this client (a stream it stopped reading, a timeout around it).
+        if !self.done && self.grpc.is_some() {
+            self.finish_grpc(1);
+        }
     }
 }
 
@@ -176,7 +244,7 @@ impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for ClientService<S>
 where
     S: tower::Service<Request<ReqB>, Response = Response<ResB>>,
 {
-    type Response = S::Response;
+    type Response = Response<ClientBody<ResB>>;
     type Error = S::Error;
     type Future = ClientFuture<S::Future>;
 
@@ -211,7 +279,7 @@ impl<F, B, E> Future for ClientFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = F::Output;
+    type Output = Result<Response<ClientBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -222,13 +290,92 @@ where
             }
             None => std::task::ready!(this.inner.poll(cx)),
         };
-        if let Some(call) = this.call.take() {
-            match &out {
-                Ok(res) => call.finish(Some(res.status().as_u16()), None),
-                Err(_) => call.finish(None, Some("_OTHER")),
+        let Some(mut call) = this.call.take() else {
+            return Poll::Ready(out.map(|res| res.map(ClientBody::passthrough)));
+        };
+        Poll::Ready(match out {
+            Ok(res) if call.grpc.is_some() => {
+                // Trailers-only responses (every error a tonic handler
+                // returns) carry the status in the headers; otherwise it
+                // comes in the trailers, and the span lasts until then.
+                match super::server::grpc_status_header(res.headers()) {
+                    Some(code) => {
+                        call.finish_grpc(code);
+                        Ok(res.map(ClientBody::passthrough))
+                    }
+                    None => Ok(res.map(|b| ClientBody {
+                        inner: b,
+                        call: Some(call),
+                    })),
+                }
+            }
+            Ok(res) => {
+                call.finish(Some(res.status().as_u16()), None);
+                Ok(res.map(ClientBody::passthrough))
+            }
+            Err(e) => {
+                if call.grpc.is_some() {
+                    // No response at all: tonic reports UNAVAILABLE.
+                    call.finish_grpc(14);
+                } else {
+                    call.finish(None, Some("_OTHER"));
+                }
+                Err(e)
+            }
+        })
+    }
+}
+
+pin_project! {
+    /// The response body of [`ClientService`]: reads the `grpc-status`
+    /// trailer of a gRPC call and ends its span when the call ends.
+    pub struct ClientBody<B> {
+        #[pin]
+        inner: B,
+        call: Option<ClientCall>,
+    }
+}
+
+impl<B> ClientBody<B> {
+    fn passthrough(inner: B) -> Self {
+        Self { inner, call: None }
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for ClientBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(trailers) = f.trailers_ref()
+                    && let Some(mut call) = this.call.take()
+                {
+                    // tonic reports a missing grpc-status as UNKNOWN.
+                    call.finish_grpc(super::server::grpc_status_header(trailers).unwrap_or(2));
+                }
+            }
+            Some(Err(_)) | None => {
+                if let Some(mut call) = this.call.take() {
+                    call.finish_grpc(2);
+                }
             }
         }
-        Poll::Ready(out)
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -249,7 +396,7 @@ impl TracedRequest for reqwest::RequestBuilder {
             let mut req = req?;
             let uri: http::Uri = req.url().as_str().parse().unwrap_or_default();
             let method = req.method().clone();
-            let call = ClientCall::start(&method, &uri, req.headers_mut());
+            let mut call = ClientCall::start(&method, &uri, req.headers_mut());
             let span = call.span.clone();
             let result = client.execute(req).instrument(span).await;
             match &result {

@@ -20,6 +20,8 @@ pub mod names {
     pub const RPC_SERVER_DURATION: &str = "rpc.server.duration";
     /// Histogram of client request durations, in seconds.
     pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+    /// Histogram of gRPC client call durations, in seconds.
+    pub const RPC_CLIENT_DURATION: &str = "rpc.client.duration";
 }
 
 /// Describes the instruments once, so the exposition has units and help text.
@@ -42,6 +44,11 @@ pub(crate) fn describe() {
         names::HTTP_CLIENT_DURATION,
         metrics::Unit::Seconds,
         "Duration of HTTP client requests."
+    );
+    metrics::describe_histogram!(
+        names::RPC_CLIENT_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of gRPC client calls."
     );
 }
 
@@ -84,6 +91,17 @@ pub(crate) fn http_server(
 pub(crate) fn rpc_server(service: &str, method: &str, code: i32, elapsed: Duration) {
     metrics::histogram!(
         names::RPC_SERVER_DURATION,
+        "rpc.system" => "grpc",
+        "rpc.service" => service.to_string(),
+        "rpc.method" => method.to_string(),
+        "rpc.grpc.status_code" => code.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn rpc_client(service: &str, method: &str, code: i32, elapsed: Duration) {
+    metrics::histogram!(
+        names::RPC_CLIENT_DURATION,
         "rpc.system" => "grpc",
         "rpc.service" => service.to_string(),
         "rpc.method" => method.to_string(),

@@ -24,6 +24,8 @@ pub(crate) struct Pending {
     request_id: RequestId,
     active: metrics::Gauge,
     span: tracing::Span,
+    /// The deadline a gRPC client sent in `grpc-timeout`.
+    grpc_deadline: Option<std::time::Duration>,
     done: bool,
 }
 
@@ -45,8 +47,15 @@ impl Pending {
             request_id,
             active,
             span,
+            grpc_deadline: None,
             done: false,
         }
+    }
+
+    /// Sets the deadline a gRPC client sent in `grpc-timeout`.
+    pub(crate) fn with_grpc_deadline(mut self, deadline: Option<std::time::Duration>) -> Self {
+        self.grpc_deadline = deadline;
+        self
     }
 
     fn fail(&mut self, error_type: &str) {
@@ -106,6 +115,36 @@ impl Pending {
         }
     }
 
+    /// The access log line of a gRPC call: its RPC names and status, not
+    /// the HTTP method and route (always `POST` and `unmatched`).
+    fn grpc_access_log(&self, code: i32, error: Option<&str>, elapsed: std::time::Duration) {
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let (service, method) = self
+            .grpc
+            .as_ref()
+            .map_or(("", ""), |(s, m)| (s.as_str(), m.as_str()));
+        if error.is_some() {
+            tracing::warn!(
+                target: "telemetry_init::http",
+                duration_ms,
+                rpc.service = service,
+                rpc.method = method,
+                rpc.grpc.status_code = code,
+                error.type = error,
+                "request failed"
+            );
+        } else {
+            tracing::info!(
+                target: "telemetry_init::http",
+                duration_ms,
+                rpc.service = service,
+                rpc.method = method,
+                rpc.grpc.status_code = code,
+                "request completed"
+            );
+        }
+    }
+
     /// Completes a gRPC call with its `grpc-status`.
     pub(crate) fn finish_grpc(&mut self, code: i32) {
         self.done = true;
@@ -122,11 +161,23 @@ impl Pending {
             slo::rpc_server(service, method, code, elapsed);
         }
         let error = self.span_error_for(code);
-        self.access_log(None, error.as_deref(), elapsed);
+        self.grpc_access_log(code, error.as_deref(), elapsed);
     }
 
     fn span_error_for(&self, code: i32) -> Option<String> {
         matches!(code, 2 | 4 | 12 | 13 | 14 | 15).then(|| code.to_string())
+    }
+
+    /// A gRPC call dropped before its status was sent: the client went away
+    /// (RST_STREAM), or the deadline it sent in `grpc-timeout` passed.
+    fn finish_grpc_dropped(&mut self) {
+        let expired = self
+            .grpc_deadline
+            .is_some_and(|d| self.started.elapsed() >= d);
+        // DEADLINE_EXCEEDED is a server error for the RPC conventions,
+        // CANCELLED is not: recording UNKNOWN would count every client that
+        // stops watching a stream against the server's error budget.
+        self.finish_grpc(if expired { 4 } else { 1 });
     }
 
     fn finish_error(&mut self, error_type: &'static str) {
@@ -134,12 +185,15 @@ impl Pending {
         let span = self.span.clone();
         let _entered = span.enter();
         self.fail(error_type);
-        self.access_log(None, Some(error_type), self.started.elapsed());
         if self.grpc.is_some() {
+            self.grpc_access_log(2, Some(error_type), self.started.elapsed());
+            // The service failed without a status: UNKNOWN, on the span too.
+            self.span.record("rpc.grpc.status_code", 2_i64);
             if let Some((service, method)) = &self.grpc {
                 slo::rpc_server(service, method, 2, self.started.elapsed());
             }
         } else {
+            self.access_log(None, Some(error_type), self.started.elapsed());
             slo::http_server(
                 self.method,
                 route_label(self.route.as_deref()),
@@ -155,7 +209,11 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.active.decrement(1.0);
         if !self.done {
-            self.finish_error("cancelled");
+            if self.grpc.is_some() {
+                self.finish_grpc_dropped();
+            } else {
+                self.finish_error("cancelled");
+            }
         }
     }
 }
@@ -230,6 +288,26 @@ where
             }
         })
     }
+}
+
+/// The `grpc-timeout` request header: 1 to 8 digits and a unit.
+pub(crate) fn grpc_timeout(headers: &http::HeaderMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at_checked(v.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 pub(crate) fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {

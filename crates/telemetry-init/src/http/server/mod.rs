@@ -35,6 +35,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub(crate) use future::grpc_status as grpc_status_header;
 
 use super::attributes;
 use super::slo::{self, UNMATCHED_ROUTE};
@@ -191,6 +192,9 @@ where
             .then(|| attributes::grpc_service_method(path))
             .flatten()
             .map(|(s, m)| (s.to_string(), m.to_string()));
+        let grpc_deadline = grpc_names
+            .as_ref()
+            .and_then(|_| future::grpc_timeout(req.headers()));
         let route = matched_route(&req).map(str::to_string);
         let path = path.to_string();
 
@@ -273,7 +277,8 @@ where
         };
         ResponseFuture::traced(
             fut,
-            Pending::start(method, route, grpc_names, request_id, span),
+            Pending::start(method, route, grpc_names, request_id, span)
+                .with_grpc_deadline(grpc_deadline),
         )
     }
 }
