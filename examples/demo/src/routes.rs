@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Deserialize;
-use telemetry_init::http::RequestId;
 use telemetry_init::http::client::TracedRequest;
+use telemetry_init::http::{RequestBaggage, RequestId};
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -34,8 +34,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(telemetry_init::layer())
 }
 
-async fn hello() -> &'static str {
-    tracing::info!("saying hello");
+async fn hello(baggage: Option<Extension<RequestBaggage>>) -> &'static str {
+    // The `tenant` baggage entry, when a caller sent one (`/chain` forwards it).
+    let tenant = baggage.as_ref().and_then(|Extension(b)| b.get("tenant"));
+    tracing::info!(tenant, "saying hello");
     "hello\n"
 }
 
