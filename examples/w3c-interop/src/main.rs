@@ -1,12 +1,15 @@
-//! The W3C Trace Context test-suite service.
+//! The W3C Trace Context test-suite service, built on telemetry-init the way
+//! a user would: `telemetry_init::builder()…install()` in `main`,
+//! `telemetry_init::layer()` on the router, `send_traced()` for the calls.
 //!
 //! Listens on `LISTEN_ADDR` (default `127.0.0.1:3001`) and answers
 //! `POST /test`, whose body is a JSON array of `{"url": …, "arguments": […]}`.
-//! The incoming context is extracted with `telemetry_init_propagation`, a
-//! server span is started, and for each entry, in order, the service POSTs the
-//! entry's `arguments` (`[]` by default) as JSON to `url` under a new client
-//! span whose context is injected into the request. It answers 200 once every
-//! call has finished, and within 5 seconds in any case.
+//! The server layer extracts the incoming context and starts the SERVER span;
+//! for each entry, in order, the service POSTs the entry's `arguments` (`[]`
+//! by default) as JSON to `url` with `send_traced()`, which starts a new
+//! CLIENT span per call and injects its context. It answers 200 once every
+//! call has finished, and within 5 seconds in any case. Nothing is exported
+//! (no OTLP endpoint): the SDK only creates ids and sampling decisions.
 //!
 //! Run the suite against it (see `crates/telemetry-init-propagation/CONFORMANCE.md`):
 //!
@@ -22,13 +25,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::routing::post;
-use opentelemetry::Context;
-use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use serde::Deserialize;
-use telemetry_init_propagation::{extract, inject_context};
+use telemetry_init::http::client::TracedRequest;
 
 /// The harness waits 5 s per case; answer before that even if a callback hangs.
 const DEADLINE: Duration = Duration::from_millis(4500);
@@ -41,52 +41,27 @@ struct Action {
 }
 
 struct App {
-    tracer: SdkTracer,
     client: reqwest::Client,
 }
 
-async fn test(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn test(State(app): State<Arc<App>>, body: Bytes) -> StatusCode {
     let Ok(actions) = serde_json::from_slice::<Vec<Action>>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
-    // Extract with the exact parser: an invalid traceparent leaves `parent`
-    // without a span, so the server span starts a new trace.
-    let parent = extract(&headers).into_context(&Context::new());
-    let server_span = app
-        .tracer
-        .span_builder("POST /test")
-        .with_kind(SpanKind::Server)
-        .start_with_context(&app.tracer, &parent);
-    let server_cx = parent.with_span(server_span);
-
     let calls = async {
         for action in actions {
-            call(&app, &server_cx, action).await;
+            call(&app, action).await;
         }
     };
-    let status = match tokio::time::timeout(DEADLINE, calls).await {
+    match tokio::time::timeout(DEADLINE, calls).await {
         Ok(()) => StatusCode::OK,
         Err(_) => StatusCode::GATEWAY_TIMEOUT,
-    };
-    server_cx.span().end();
-    status
+    }
 }
 
-/// One outgoing call under its own client span (so every call carries a new
-/// parent-id). Kept small: the team will swap it for the crate's client layer.
-async fn call(app: &App, server_cx: &Context, action: Action) {
-    let span = app
-        .tracer
-        .span_builder("POST")
-        .with_kind(SpanKind::Client)
-        .start_with_context(&app.tracer, server_cx);
-    let cx = server_cx.with_span(span);
-    let mut headers = HeaderMap::new();
-    inject_context(&cx, &mut headers);
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
+/// One outgoing call: `send_traced()` makes it a CLIENT span, child of the
+/// request's SERVER span, so every call carries a new parent-id.
+async fn call(app: &App, action: Action) {
     // The harness rejects an empty body: send the arguments, `[]` by default.
     let body = action
         .arguments
@@ -95,26 +70,26 @@ async fn call(app: &App, server_cx: &Context, action: Action) {
     if let Err(e) = app
         .client
         .post(&action.url)
-        .headers(headers)
+        .header(header::CONTENT_TYPE, "application/json")
         .body(body)
-        .send()
+        .send_traced()
         .await
     {
-        eprintln!("w3c-interop: POST {} failed: {e}", action.url);
+        tracing::warn!(url = %action.url, error = %e, "callback failed");
     }
-    cx.span().end();
 }
 
-/// The service's router; `provider` only generates ids and sampling
-/// decisions (no exporter).
-fn router(provider: &SdkTracerProvider) -> Result<Router, reqwest::Error> {
+/// The service's router, traced by telemetry-init's server layer.
+fn router() -> Result<Router, reqwest::Error> {
     let app = Arc::new(App {
-        tracer: opentelemetry::trace::TracerProvider::tracer(provider, "w3c-interop"),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(4))
             .build()?,
     });
-    Ok(Router::new().route("/test", post(test)).with_state(app))
+    Ok(Router::new()
+        .route("/test", post(test))
+        .with_state(app)
+        .layer(telemetry_init::layer()))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -122,18 +97,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = std::env::var("LISTEN_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:3001".to_owned())
         .parse()?;
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOn)
-        .build();
-    let router = router(&provider)?;
+    // No OTLP endpoint: nothing leaves the process, but trace ids, sampling
+    // and propagation work as in production.
+    let telemetry = telemetry_init::builder()
+        .service_name("w3c-interop")
+        .install()?;
+    let router = router()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("w3c-interop listening on http://{addr}/test");
+    tracing::info!(listen = %addr, "w3c-interop listening on /test");
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    let _ = provider.shutdown();
+    telemetry.shutdown(Duration::from_secs(2)).await;
     Ok(())
 }
 
@@ -144,7 +121,8 @@ mod tests {
 
     use super::*;
     use axum::extract::Path;
-    use std::sync::Mutex;
+    use axum::http::HeaderMap;
+    use std::sync::{Mutex, OnceLock};
 
     type Calls = Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>;
 
@@ -170,16 +148,28 @@ mod tests {
         (serve(router).await, calls)
     }
 
-    async fn service() -> (SocketAddr, SdkTracerProvider) {
-        let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::AlwaysOn)
-            .build();
-        (serve(router(&provider).unwrap()).await, provider)
+    /// telemetry-init is process-global: installed once per test binary,
+    /// with no endpoint (nothing exported), as `main` does.
+    fn telemetry() {
+        static GUARD: OnceLock<telemetry_init::TelemetryGuard> = OnceLock::new();
+        GUARD.get_or_init(|| {
+            telemetry_init::builder()
+                .service_name("w3c-interop-test")
+                .stdout_filter("warn")
+                .env_lookup(|_| None)
+                .install()
+                .expect("install")
+        });
+    }
+
+    async fn service() -> SocketAddr {
+        telemetry();
+        serve(router().unwrap()).await
     }
 
     async fn run(headers: &[(&str, &str)], callbacks: usize) -> (StatusCode, Vec<HeaderMap>) {
         let (harness, calls) = harness().await;
-        let (service, _provider) = service().await;
+        let service = service().await;
         let body: Vec<serde_json::Value> = (0..callbacks)
             .map(
                 |i| serde_json::json!({"url": format!("http://{harness}/cb/{i}"), "arguments": []}),
@@ -270,7 +260,10 @@ mod tests {
             1,
         )
         .await;
-        assert_eq!(traceparent(&calls[0])[1], TID);
+        let tp = traceparent(&calls[0]);
+        assert_eq!(tp[1], TID);
+        assert_ne!(tp[2], "1234567890123456", "a new parent-id");
+        assert_eq!(tp[3], "00", "an unsampled caller stays unsampled");
         assert!(calls[0].get("tracestate").is_none());
     }
 
