@@ -143,15 +143,24 @@ async fn serve(mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        term.recv().await;
-    })
+    .with_graceful_shutdown(terminated())
     .await?;
     let report = telemetry.shutdown(Duration::from_secs(5)).await;
     if !report.is_complete() {
         eprintln!("broken-service: telemetry not fully delivered: {report}");
     }
     Ok(())
+}
+
+/// SIGTERM (or Ctrl-C where there is no SIGTERM).
+async fn terminated() {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -46,6 +46,9 @@ struct Fake {
     prom_polls: AtomicUsize,
     traceparents: Mutex<Vec<String>>,
     loki_queries: Mutex<Vec<String>>,
+    /// `X-Scope-OrgID` of each Loki query; whether the target ever got one.
+    loki_tenants: Mutex<Vec<String>>,
+    target_got_tenant: AtomicUsize,
 }
 
 type S = State<Arc<Fake>>;
@@ -80,6 +83,9 @@ async fn chain(State(f): S, headers: HeaderMap) -> Response {
         .unwrap_or("")
         .to_owned();
     f.traceparents.lock().unwrap().push(tp);
+    if headers.contains_key("x-scope-orgid") {
+        f.target_got_tenant.fetch_add(1, Ordering::SeqCst);
+    }
     let mut res = "ok\n".into_response();
     if !f.b.no_echo
         && let Some(rid) = headers.get("x-request-id")
@@ -105,7 +111,12 @@ async fn tempo(State(f): S, Path(id): Path<String>) -> Response {
         (parts.len() == 4 && parts[1] == id).then(|| parts[2].to_owned())
     });
     let (true, Some(parent)) = (n >= f.b.tempo_missing, parent) else {
-        return (StatusCode::NOT_FOUND, "trace not found\n").into_response();
+        // Not there yet: v1 answers 404, the v2 fake an empty trace.
+        return if f.b.tempo_v2 {
+            Json(json!({"trace": {}, "status": "COMPLETE"})).into_response()
+        } else {
+            (StatusCode::NOT_FOUND, "trace not found\n").into_response()
+        };
     };
     let parent = if f.b.tempo_wrong_parent {
         "00000000000000aa".to_owned()
@@ -128,8 +139,17 @@ async fn tempo(State(f): S, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn loki(State(f): S, Query(q): Query<HashMap<String, String>>) -> Json<serde_json::Value> {
+async fn loki(
+    State(f): S,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<serde_json::Value> {
     let n = f.loki_polls.fetch_add(1, Ordering::SeqCst);
+    let tenant = headers
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("<none>");
+    f.loki_tenants.lock().unwrap().push(tenant.to_owned());
     let query = q.get("query").cloned().unwrap_or_default();
     f.loki_queries.lock().unwrap().push(query.clone());
     let result = if n < f.b.loki_empty {
@@ -241,7 +261,17 @@ async fn passes_once_slow_and_empty_backends_have_the_data() {
         ..Behaviour::default()
     })
     .await;
-    let run = live(addr, &["--deadline", "20s", "--exemplars"]).await;
+    let run = live(
+        addr,
+        &[
+            "--deadline",
+            "20s",
+            "--exemplars",
+            "--backend-header",
+            "X-Scope-OrgID: team-a",
+        ],
+    )
+    .await;
     assert_eq!(run.code, 0, "{:#}\n{}", run.report, run.stderr);
     for name in [
         "collector ready",
@@ -269,6 +299,9 @@ async fn passes_once_slow_and_empty_backends_have_the_data() {
             .all(|q| *q == format!("{{service_name=\"demo\"}} | trace_id=\"{tid}\"")),
         "{queries:?}"
     );
+    // The backend header went to the backends only.
+    assert_eq!(fake.loki_tenants.lock().unwrap()[0], "team-a");
+    assert_eq!(fake.target_got_tenant.load(Ordering::SeqCst), 0);
     let tp = fake.traceparents.lock().unwrap()[0].clone();
     let parent = run.report["facts"]["injected parent span id"]
         .as_str()
@@ -281,6 +314,7 @@ async fn fails_clearly_when_loki_never_has_the_logs() {
     let (fake, addr) = start_fake(Behaviour {
         loki_empty: usize::MAX,
         tempo_v2: true,
+        tempo_missing: 2,
         ..Behaviour::default()
     })
     .await;
@@ -288,8 +322,9 @@ async fn fails_clearly_when_loki_never_has_the_logs() {
     assert_eq!(run.code, 1, "{:#}", run.report);
     assert_eq!(run.failed().len(), 1, "{:#}", run.report);
     assert_eq!(run.status("loki:"), "fail");
-    // Tempo's v2 shape is read too.
+    // Tempo's v2 shape is read too, empty traces meaning "not yet".
     assert_eq!(run.status("tempo:"), "pass", "{:#}", run.report);
+    assert!(fake.tempo_polls.load(Ordering::SeqCst) >= 3);
     let tid = run.report["facts"]["trace_id"].as_str().unwrap().to_owned();
     let p = run.problems("loki:");
     assert!(

@@ -206,3 +206,47 @@ fn a_missing_command_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("COMMAND"), "{err}");
 }
+
+#[test]
+fn demo_passes_over_otlp_http_json() {
+    let run = smoke_demo(&["--requests", "1", "--protocol", "http/json"]);
+    assert_eq!(run.code, 0, "report: {:#}\n{}", run.report, run.stderr);
+    let receiver = run.report["facts"]["OTLP receiver"].as_str().unwrap();
+    assert!(receiver.ends_with("(http/json)"), "{receiver}");
+}
+
+#[test]
+fn the_text_report_marks_the_failed_check_and_says_what_is_missing() {
+    let bin = broken_service();
+    let out = support::run_cli(
+        &[
+            "smoke",
+            "run",
+            "--requests",
+            "1",
+            "--downstream-env",
+            "DOWNSTREAM_URL",
+            "--deadline",
+            "2s",
+            "--",
+            bin.to_str().expect("utf-8 path"),
+        ],
+        &[("BROKEN_MODE", "drop-tracestate")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("✓ trace: incoming traceparent respected"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "✗ propagation downstream: traceparent, tracestate, baggage and X-Request-ID forwarded\n    - tracestate `smoke=t"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL: 8 passed, 1 failed, 0 skipped"),
+        "{text}"
+    );
+}

@@ -105,18 +105,25 @@ fn array<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
 /// `{"resourceSpans":[…]}`; scopes as `scopeSpans` or the older
 /// `instrumentationLibrarySpans`.
 pub fn tempo_spans(body: &Value) -> Result<Vec<TempoSpan>, String> {
-    let root = if body.get("trace").is_some_and(Value::is_object) {
-        &body["trace"]
-    } else {
-        body
-    };
-    let batches = ["batches", "resourceSpans"]
+    const NOT_TEMPO: &str =
+        "the answer has neither `batches` nor `trace.resourceSpans` (not a Tempo trace)";
+    let batches: &[Value] = if let Some(trace) = body.get("trace") {
+        // v2: `{"trace":{}}` is an empty trace, not an error.
+        ["resourceSpans", "batches"]
+            .iter()
+            .find_map(|k| trace[*k].as_array())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    } else if let Some(b) = ["batches", "resourceSpans"]
         .iter()
-        .find_map(|k| root[*k].as_array())
-        .ok_or_else(|| {
-            "the answer has neither `batches` nor `trace.resourceSpans` (not a Tempo trace)"
-                .to_owned()
-        })?;
+        .find_map(|k| body[*k].as_array())
+    {
+        b
+    } else if body.as_object().is_some_and(|o| o.is_empty()) {
+        &[]
+    } else {
+        return Err(NOT_TEMPO.to_owned());
+    };
     let mut spans = Vec::new();
     for batch in batches {
         let service = service_of(&batch["resource"]);
@@ -316,6 +323,12 @@ mod tests {
                 .unwrap_err()
                 .contains("batches")
         );
+        assert!(
+            tempo_spans(&json!({"trace": {}, "status": "COMPLETE"}))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(tempo_spans(&json!({})).unwrap().is_empty());
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub struct LiveArgs {
     /// Also require an exemplar of the latency histogram pointing at one of the traces.
     #[arg(long)]
     pub exemplars: bool,
+    /// Header sent to Alloy, Tempo, Loki and Prometheus (not to the target), as
+    /// `Name: value`; repeatable (e.g. `--backend-header 'X-Scope-OrgID: team-a'`).
+    #[arg(long, value_name = "HEADER")]
+    pub backend_header: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -393,6 +397,7 @@ async fn probe_exemplars(
 /// Runs `smoke live` and fills the report.
 pub async fn run(args: &LiveArgs) -> Result<Report, String> {
     let client = traffic::client()?;
+    let backend = traffic::client_with_headers(&args.backend_header)?;
     let mut report = Report::new("live");
     report.fact("target", traffic::join(&args.target, &args.path));
     report.fact("service", &args.service);
@@ -407,7 +412,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                 deadline,
                 args.interval,
                 begun,
-                || probe_alloy(&client, alloy),
+                || probe_alloy(&backend, alloy),
             )
             .await;
             report.push(check);
@@ -447,7 +452,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_tempo(&client, t, &sent),
+                    || probe_tempo(&backend, t, &sent),
                 )
                 .await
             }
@@ -462,7 +467,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_loki(&client, l, args, &sent, start_secs),
+                    || probe_loki(&backend, l, args, &sent, start_secs),
                 )
                 .await
             }
@@ -477,7 +482,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_prometheus(&client, p, &args.service),
+                    || probe_prometheus(&backend, p, &args.service),
                 )
                 .await
             }
@@ -495,7 +500,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_exemplars(&client, p, &args.service, &sent, start_secs),
+                    || probe_exemplars(&backend, p, &args.service, &sent, start_secs),
                 )
                 .await,
             ),

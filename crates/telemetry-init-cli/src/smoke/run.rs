@@ -14,6 +14,30 @@ use super::report::{Check, Report};
 use super::traffic::{self, Sent};
 use super::verify::{self, Observed};
 
+/// The OTLP transport the service is told to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// OTLP/gRPC (the default of every SDK).
+    #[value(name = "grpc")]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies.
+    #[value(name = "http/json")]
+    HttpJson,
+}
+
+impl Protocol {
+    fn env_value(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+        }
+    }
+}
+
 /// Arguments of `smoke run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -47,6 +71,10 @@ pub struct RunArgs {
     /// How long to wait for telemetry that has not arrived when the service exited.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub deadline: Duration,
+    /// OTLP protocol the service is told to use (`OTEL_EXPORTER_OTLP_PROTOCOL`);
+    /// the embedded receiver accepts all three.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -121,14 +149,21 @@ pub async fn run(args: &RunArgs) -> Result<Report, String> {
         .map_err(|e| format!("cannot start the embedded OTLP receiver: {e}"))?;
     let downstream = Downstream::start().await?;
     report.fact("command", args.command.join(" "));
-    report.fact("OTLP receiver (gRPC)", receiver.grpc_endpoint());
+    let endpoint = match args.protocol {
+        Protocol::Grpc => receiver.grpc_endpoint(),
+        Protocol::HttpProtobuf | Protocol::HttpJson => receiver.http_endpoint(),
+    };
+    report.fact(
+        "OTLP receiver",
+        format!("{endpoint} ({})", args.protocol.env_value()),
+    );
 
     let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint),
         (
-            "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
-            receiver.grpc_endpoint(),
+            "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
+            args.protocol.env_value().to_owned(),
         ),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), "grpc".to_owned()),
         ("OTEL_METRIC_EXPORT_INTERVAL".to_owned(), "1000".to_owned()),
     ];
     if args.target.is_none() {

@@ -23,7 +23,26 @@ pub struct Sent {
 
 /// The HTTP client of the smoke tests: plain HTTP, no proxy, bounded.
 pub fn client() -> Result<reqwest::Client, String> {
+    client_with_headers(&[])
+}
+
+/// Like [`client`], sending `headers` (each `Name: value`, e.g. a tenant's
+/// `X-Scope-OrgID: team-a` or an `Authorization`) on every request.
+pub fn client_with_headers(headers: &[String]) -> Result<reqwest::Client, String> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for h in headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("invalid header {h:?}: expected `Name: value`"))?;
+        let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|e| format!("invalid header name in {h:?}: {e}"))?;
+        let mut value = reqwest::header::HeaderValue::from_str(value.trim())
+            .map_err(|e| format!("invalid header value for `{name}`: {e}"))?;
+        value.set_sensitive(true);
+        map.append(name, value);
+    }
     reqwest::Client::builder()
+        .default_headers(map)
         .timeout(Duration::from_secs(15))
         .connect_timeout(Duration::from_secs(5))
         .build()
