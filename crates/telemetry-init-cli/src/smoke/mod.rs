@@ -18,6 +18,7 @@ mod child;
 mod context;
 mod downstream;
 mod live;
+mod probes;
 mod report;
 mod run;
 mod traffic;
