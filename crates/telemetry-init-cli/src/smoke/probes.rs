@@ -25,6 +25,9 @@ pub(crate) fn now_secs() -> u64 {
 /// Outcome of one poll: done (pass detail) or not yet (problems).
 pub(crate) type Poll = Result<String, Vec<String>>;
 
+/// The least time the first query of a check may take.
+const FIRST_QUERY_BUDGET: Duration = Duration::from_secs(10);
+
 /// Polls `probe` every `interval` until it passes or `deadline` passes; the
 /// failure keeps the last poll's problems and says how long it waited.
 pub(crate) async fn poll_until<F, Fut>(
@@ -41,14 +44,20 @@ where
     let mut polls = 0u32;
     loop {
         polls += 1;
+        // Every check gets at least one complete query, even when an earlier
+        // step (a collector slow to be ready) used up the deadline.
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let outcome =
-            match tokio::time::timeout(remaining.max(Duration::from_millis(1)), probe()).await {
-                Ok(o) => o,
-                Err(_) => Err(vec![
-                    "the last query did not answer before the deadline".into(),
-                ]),
-            };
+        let budget = if polls == 1 {
+            remaining.max(FIRST_QUERY_BUDGET)
+        } else {
+            remaining.max(Duration::from_millis(1))
+        };
+        let outcome = match tokio::time::timeout(budget, probe()).await {
+            Ok(o) => o,
+            Err(_) => Err(vec![
+                "the last query did not answer before the deadline".into(),
+            ]),
+        };
         match outcome {
             Ok(detail) => {
                 return Check::pass(
