@@ -334,7 +334,10 @@ async fn streaming_cancelled_by_the_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_dropped_after_its_deadline_is_deadline_exceeded() {
     let server = serve(traced_layer()).await;
-    let mut client = HealthClient::new(channel(&server.url).await);
+    let svc = tower::ServiceBuilder::new()
+        .layer(ClientLayer::new())
+        .service(channel(&server.url).await);
+    let mut client = HealthClient::new(svc);
     let mut req = request("svc.Up", "grpc-watch-deadline");
     req.set_timeout(Duration::from_millis(200));
     let mut stream = client.watch(req).await.unwrap().into_inner();
@@ -352,6 +355,9 @@ async fn streaming_dropped_after_its_deadline_is_deadline_exceeded() {
         Otel::Error,
         "DEADLINE_EXCEEDED is a server error (RPC semconv, server side)"
     );
+    // The client's span says the same.
+    let client_span = client_span_of(&span).await;
+    assert_rpc_client_span(&client_span, "Watch", 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

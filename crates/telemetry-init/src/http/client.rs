@@ -36,6 +36,8 @@ struct ClientCall {
     host: String,
     /// `rpc.service` and `rpc.method` of a gRPC call.
     grpc: Option<(String, String)>,
+    /// The deadline of a gRPC call, from its `grpc-timeout` header.
+    grpc_deadline: Option<std::time::Duration>,
     done: bool,
 }
 
@@ -107,6 +109,9 @@ impl ClientCall {
             started: Instant::now(),
             method,
             host,
+            grpc_deadline: grpc
+                .as_ref()
+                .and_then(|_| super::server::grpc_timeout_header(headers)),
             grpc,
             done: false,
         }
@@ -169,12 +174,24 @@ impl ClientCall {
     }
 }
 
+impl ClientCall {
+    /// The status of a gRPC call that ended without one: DEADLINE_EXCEEDED
+    /// once its `grpc-timeout` has passed, else CANCELLED.
+    fn grpc_dropped_code(&self) -> i32 {
+        let expired = self
+            .grpc_deadline
+            .is_some_and(|d| self.started.elapsed() >= d);
+        if expired { 4 } else { 1 }
+    }
+}
+
 impl Drop for ClientCall {
     fn drop(&mut self) {
         // A gRPC call dropped before its status arrived was cancelled by
         // this client (a stream it stopped reading, a timeout around it).
         if !self.done && self.grpc.is_some() {
-            self.finish_grpc(1);
+            let code = self.grpc_dropped_code();
+            self.finish_grpc(code);
         }
     }
 }
@@ -315,8 +332,13 @@ where
             }
             Err(e) => {
                 if call.grpc.is_some() {
-                    // No response at all: tonic reports UNAVAILABLE.
-                    call.finish_grpc(14);
+                    // No response: past the deadline, DEADLINE_EXCEEDED;
+                    // otherwise the transport failed (UNAVAILABLE).
+                    let code = match call.grpc_dropped_code() {
+                        4 => 4,
+                        _ => 14,
+                    };
+                    call.finish_grpc(code);
                 } else {
                     call.finish(None, Some("_OTHER"));
                 }

@@ -61,8 +61,11 @@ impl<B: Body> Body for ResponseBody<B> {
                     p.finish_grpc(2);
                 }
                 // The span ends when the body is complete, not when the
-                // headers were produced.
-                this.span.take();
+                // headers were produced: tracing-opentelemetry ends a span
+                // at its last exit, so enter it once more before letting go.
+                if let Some(span) = this.span.take() {
+                    let _entered = span.enter();
+                }
             }
         }
         Poll::Ready(frame)

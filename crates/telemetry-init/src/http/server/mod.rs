@@ -35,7 +35,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub(crate) use future::grpc_status as grpc_status_header;
+pub(crate) use future::{grpc_status as grpc_status_header, grpc_timeout as grpc_timeout_header};
 
 use super::attributes;
 use super::slo::{self, UNMATCHED_ROUTE};

@@ -1,0 +1,97 @@
+//! A server span lasts until its response body has been sent, not only
+//! until the handler returned the headers (tracing-opentelemetry ends a span
+//! at its last exit, so the layer has to enter it when the body ends).
+
+use std::convert::Infallible;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use bytes::Bytes;
+use telemetry_init::config::BatchSettings;
+use telemetry_init_testing::{OtlpReceiver, SpanKind};
+
+struct Env {
+    receiver: OtlpReceiver,
+    _guard: telemetry_init::TelemetryGuard,
+}
+
+/// One telemetry installation per test binary (it is process-global).
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let receiver = OtlpReceiver::start_blocking().expect("receiver");
+        let fast = BatchSettings {
+            max_queue_size: 4096,
+            max_export_batch_size: 256,
+            schedule_delay: Duration::from_millis(50),
+            export_timeout: Duration::from_secs(5),
+        };
+        let guard = telemetry_init::builder()
+            .service_name("http-body-span-test")
+            .stdout_filter("warn")
+            .otlp_endpoint(receiver.grpc_endpoint())
+            .span_batch(fast)
+            .log_batch(fast)
+            .env_lookup(|_| None)
+            .install()
+            .expect("install");
+        Env {
+            receiver,
+            _guard: guard,
+        }
+    })
+}
+
+/// Two chunks, the second 300 ms after the headers.
+fn slow_body() -> Body {
+    Body::from_stream(futures_util::stream::unfold(0, |n| async move {
+        match n {
+            0 => Some((Ok::<_, Infallible>(Bytes::from_static(b"first ")), 1)),
+            1 => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Some((Ok(Bytes::from_static(b"second")), 2))
+            }
+            _ => None,
+        }
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_covers_a_streamed_body() {
+    let _ = env();
+    let app = Router::new()
+        .route("/stream", get(|| async { slow_body() }))
+        .layer(telemetry_init::layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let res = reqwest::Client::new()
+        .get(format!("http://{addr}/stream"))
+        .header("x-request-id", "rid-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "first second");
+
+    let span = env()
+        .receiver
+        .handle()
+        .wait_for_spans_where(1, Duration::from_secs(10), |s| {
+            s.kind == SpanKind::Server
+                && s.attr("request_id").and_then(|v| v.as_str()) == Some("rid-stream")
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(span.name, "GET /stream");
+    assert!(
+        span.duration_nanos() >= 300_000_000,
+        "the span ends with the body, not with the headers: {} ns",
+        span.duration_nanos()
+    );
+}
