@@ -172,9 +172,7 @@ impl ClientCall {
             slo::rpc_client(service, method, code, self.started.elapsed());
         }
     }
-}
 
-impl ClientCall {
     /// The status of a gRPC call that ended without one: DEADLINE_EXCEEDED
     /// once its `grpc-timeout` has passed, else CANCELLED.
     fn grpc_dropped_code(&self) -> i32 {
@@ -334,11 +332,8 @@ where
                 if call.grpc.is_some() {
                     // No response: past the deadline, DEADLINE_EXCEEDED;
                     // otherwise the transport failed (UNAVAILABLE).
-                    let code = match call.grpc_dropped_code() {
-                        4 => 4,
-                        _ => 14,
-                    };
-                    call.finish_grpc(code);
+                    let code = call.grpc_dropped_code();
+                    call.finish_grpc(if code == 4 { 4 } else { 14 });
                 } else {
                     call.finish(None, Some("_OTHER"));
                 }
