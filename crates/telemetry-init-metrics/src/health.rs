@@ -12,6 +12,12 @@ use crate::naming::Kind;
 use crate::registry::{Registry, Series};
 
 /// A telemetry signal as named by the `otel.sdk.*` metrics.
+///
+/// ```
+/// use telemetry_init_metrics::Signal;
+/// let names: Vec<_> = Signal::ALL.iter().map(|s| s.as_str()).collect();
+/// assert_eq!(names, ["span", "log", "metric_data_point"]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Signal {
     /// Spans (`otel.sdk.*.span.*`, unit `{span}`).

@@ -150,6 +150,13 @@ use naming::Kind;
 use registry::Registry;
 
 /// Errors of this crate.
+///
+/// ```
+/// use telemetry_init_metrics::{MetricsConfig, MetricsError, TelemetryRecorder};
+/// let err = TelemetryRecorder::new(MetricsConfig::new().slo_threshold("http.", f64::NAN)).unwrap_err();
+/// assert!(matches!(err, MetricsError::InvalidBuckets(_)));
+/// assert_eq!(err.to_string(), "invalid histogram buckets: SLO threshold NaN for `http.`");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MetricsError {
@@ -406,6 +413,32 @@ impl MetricsHandle {
     ///
     /// [`MetricsError::MeterAlreadyAttached`] on a second call or when the
     /// config already carried a meter.
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider as _;
+    /// use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    /// use telemetry_init_metrics::*;
+    ///
+    /// let exporter = InMemoryMetricExporter::default();
+    /// let provider = SdkMeterProvider::builder()
+    ///     .with_reader(PeriodicReader::builder(exporter.clone()).build())
+    ///     .build();
+    /// let r = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+    /// r.handle().attach_meter(provider.meter("telemetry-init")).unwrap();
+    /// metrics::with_local_recorder(&r, || metrics::counter!("jobs.done").increment(3));
+    /// provider.force_flush().unwrap();
+    /// let pushed = exporter.get_finished_metrics().unwrap();
+    /// let names: Vec<String> = pushed[0]
+    ///     .scope_metrics()
+    ///     .flat_map(|s| s.metrics())
+    ///     .map(|m| m.name().to_string())
+    ///     .collect();
+    /// assert_eq!(names, ["jobs.done"]);
+    /// assert!(matches!(
+    ///     r.handle().attach_meter(provider.meter("again")),
+    ///     Err(MetricsError::MeterAlreadyAttached)
+    /// ));
+    /// ```
     pub fn attach_meter(&self, meter: Meter) -> Result<(), MetricsError> {
         if self.registry.attach_meter(meter) {
             Ok(())

@@ -18,6 +18,20 @@ use crate::{MetricsError, MetricsHandle};
 ///
 /// Dropping it (or calling [`shutdown`](Self::shutdown)) stops accepting
 /// connections and closes open ones.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder};
+///
+/// let r = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+/// metrics::with_local_recorder(&r, || metrics::counter!("hits").increment(1));
+/// let server = r.handle().serve("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let mut conn = std::net::TcpStream::connect(server.local_addr()).unwrap();
+/// conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut response = String::new();
+/// conn.read_to_string(&mut response).unwrap();
+/// assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("hits_total 1\n"));
+/// ```
 #[derive(Debug)]
 pub struct MetricsServer {
     local_addr: SocketAddr,

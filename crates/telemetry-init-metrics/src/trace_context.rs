@@ -6,6 +6,19 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// A hook returning the trace and span id of the *sampled* span active at
 /// the call site, or `None`. It runs on every histogram record (only when
 /// exemplars are enabled), so it must be cheap and must not allocate.
+///
+/// ```
+/// use opentelemetry::trace::{SpanId, TraceId};
+/// use telemetry_init_metrics::{MetricsConfig, TraceContextFn};
+///
+/// // E.g. a framework keeping its own request context in a thread-local.
+/// fn from_my_framework() -> Option<(TraceId, SpanId)> {
+///     None
+/// }
+/// let hook: TraceContextFn = from_my_framework;
+/// let config = MetricsConfig::new().trace_context(Some(hook));
+/// # let _ = config;
+/// ```
 pub type TraceContextFn = fn() -> Option<(TraceId, SpanId)>;
 
 fn sampled(sc: &SpanContext) -> Option<(TraceId, SpanId)> {
