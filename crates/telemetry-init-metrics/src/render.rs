@@ -118,16 +118,25 @@ pub(crate) fn render(reg: &Registry, format: Format) -> String {
             (names, d, f)
         })
         .collect();
-    families.sort_by(|a, b| a.0.sample.cmp(&b.0.sample));
+    families.sort_by(|a, b| (&a.0.sample, a.2.name()).cmp(&(&b.0.sample, b.2.name())));
 
     let mut out = String::with_capacity(4096);
+    let mut previous: Option<String> = None;
     for (names, desc, family) in families {
+        // Two OpenTelemetry names can translate to one Prometheus name
+        // (`a.b` and `a_b`); a second family of that name would make the
+        // whole scrape invalid, so only the first (by OpenTelemetry name)
+        // is exposed. OTLP keeps both.
+        if previous.as_deref() == Some(names.sample.as_str()) {
+            continue;
+        }
         let mut series: Vec<Arc<Series>> = Vec::new();
         family.for_each_series(|s| series.push(s.clone()));
         if series.is_empty() {
             continue;
         }
         series.sort_by(|a, b| a.prom_labels().cmp(b.prom_labels()));
+        previous = Some(names.sample.clone());
 
         let type_name = if om { &names.family } else { &names.sample };
         let help = desc.help.as_deref().unwrap_or(family.name());

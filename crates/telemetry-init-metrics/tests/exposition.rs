@@ -289,3 +289,22 @@ fn units_from_describe_config_and_catalogue() {
         assert!(text.contains(name), "missing {name} in\n{text}");
     }
 }
+
+#[test]
+fn colliding_prometheus_names_are_exposed_once() {
+    let r = recorder(MetricsConfig::new());
+    metrics::with_local_recorder(&r, || {
+        counter!("a_b").increment(1);
+        counter!("a.b").increment(2);
+    });
+    let text = r.handle().render_prometheus();
+    assert_eq!(
+        text.matches("# TYPE a_b_total counter").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("\na_b_total 2\n"),
+        "first OpenTelemetry name wins: {text}"
+    );
+}
