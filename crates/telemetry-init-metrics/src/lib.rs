@@ -38,9 +38,12 @@
 //!
 //! # Hot path
 //!
-//! Registering a handle (what every `histogram!(…)` invocation does) is two
-//! read-locked hash lookups; label sets are matched order-independently and
-//! the first-seen label order is kept for the exposition. Recording on a
+//! Registering a handle (what every `histogram!(…)` invocation does) is one
+//! read-locked lookup keyed by the facade `Key`'s precomputed hash (computed
+//! at compile time for static labels). On a miss, label sets are matched
+//! order-independently (the first-seen label order is kept for the
+//! exposition) and the key is cached — except for keys that landed in the
+//! overflow series, so the cache is bounded too. Recording on a
 //! registered handle is atomics only: one `fetch_add` on the bucket, one CAS
 //! on the sum, the exemplar hook (a thread-local read) and, with the OTLP
 //! bridge, the SDK's own histogram `record`. Cache handles in hot code.
