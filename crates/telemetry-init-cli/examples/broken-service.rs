@@ -6,6 +6,7 @@
 //!
 //! * `ignore-traceparent`: incoming `traceparent`/`tracestate` are dropped
 //!   before the telemetry layer, so every request starts a new trace;
+//! * `ignore-tracestate`: only the incoming `tracestate` is dropped;
 //! * `drop-tracestate`: `/chain` calls downstream with a hand-made
 //!   `traceparent` only: no `tracestate`, `baggage` or `X-Request-ID`;
 //! * `no-trace-ids`: the stdout lines are written by hand without
@@ -29,6 +30,7 @@ use telemetry_init::http::client::TracedRequest;
 enum Mode {
     None,
     IgnoreTraceparent,
+    IgnoreTracestate,
     DropTracestate,
     NoTraceIds,
     LeakSecret,
@@ -95,10 +97,16 @@ async fn strip_context(mut req: Request) -> Request {
     req
 }
 
+async fn strip_tracestate(mut req: Request) -> Request {
+    req.headers_mut().remove("tracestate");
+    req
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = match std::env::var("BROKEN_MODE").unwrap_or_default().as_str() {
         "" | "none" => Mode::None,
         "ignore-traceparent" => Mode::IgnoreTraceparent,
+        "ignore-tracestate" => Mode::IgnoreTracestate,
         "drop-tracestate" => Mode::DropTracestate,
         "no-trace-ids" => Mode::NoTraceIds,
         "leak-secret" => Mode::LeakSecret,
@@ -135,8 +143,10 @@ async fn serve(mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
         .route("/chain", get(chain))
         .with_state(state)
         .layer(telemetry_init::layer());
-    if mode == Mode::IgnoreTraceparent {
-        app = app.layer(axum::middleware::map_request(strip_context));
+    match mode {
+        Mode::IgnoreTraceparent => app = app.layer(axum::middleware::map_request(strip_context)),
+        Mode::IgnoreTracestate => app = app.layer(axum::middleware::map_request(strip_tracestate)),
+        _ => {}
     }
     println!(r#"{{"message":"broken-service listening","listen":"{local}","mode":"{mode:?}"}}"#);
     axum::serve(

@@ -269,6 +269,8 @@ async fn passes_once_slow_and_empty_backends_have_the_data() {
             "--exemplars",
             "--backend-header",
             "X-Scope-OrgID: team-a",
+            "--expect-service",
+            "demo",
         ],
     )
     .await;
@@ -355,6 +357,8 @@ async fn names_every_missing_property() {
             "checkout",
             "--loki-match",
             "line",
+            "--expect-service",
+            "demo-downstream",
         ],
     )
     .await;
@@ -370,6 +374,10 @@ async fn names_every_missing_property() {
     assert!(
         p.contains("but no SERVER span whose parent is the injected span id")
             && p.contains("`GET /chain` (parent 00000000000000aa)"),
+        "{p}"
+    );
+    assert!(
+        p.contains("has no span of service `demo-downstream` yet (services: demo)"),
         "{p}"
     );
     let p = run.problems("prometheus: http_server");

@@ -250,3 +250,25 @@ fn the_text_report_marks_the_failed_check_and_says_what_is_missing() {
         "{text}"
     );
 }
+
+#[test]
+fn dropping_the_incoming_tracestate_fails() {
+    let run = smoke_broken("ignore-tracestate");
+    // The entry span lacks it, and so does everything downstream.
+    assert_only_failed(
+        &run,
+        &[
+            "trace: incoming traceparent respected",
+            "propagation downstream",
+        ],
+    );
+    let p = run.problems("trace: incoming traceparent respected");
+    assert!(
+        p.contains("lacks the incoming tracestate entry `smoke=t"),
+        "{p}"
+    );
+    assert!(p.contains("the incoming tracestate was dropped"), "{p}");
+    let p = run.problems("propagation downstream");
+    assert!(p.contains("did not arrive downstream"), "{p}");
+    assert!(!p.contains("baggage"), "baggage still arrives: {p}");
+}

@@ -50,6 +50,10 @@ pub struct LiveArgs {
     /// Pause between two polls of a backend.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub interval: Duration,
+    /// A service the trace must also have spans of (e.g. the downstream of
+    /// `--path`); repeatable.
+    #[arg(long, value_name = "SERVICE")]
+    pub expect_service: Vec<String>,
     /// Path requested on the target.
     #[arg(long, default_value = "/chain")]
     pub path: String,
@@ -132,7 +136,7 @@ pub async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_tempo(&backend, t, &sent),
+                    || probe_tempo(&backend, t, &sent, &args.expect_service),
                 )
                 .await
             }

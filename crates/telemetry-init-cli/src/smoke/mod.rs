@@ -35,10 +35,10 @@ pub struct SmokeArgs {
 enum Mode {
     /// Check a running stack: collector ready, traced requests answered, the trace in Tempo,
     /// its logs in Loki and the SLO histogram in Prometheus/Mimir before a deadline.
-    Live(live::LiveArgs),
+    Live(Box<live::LiveArgs>),
     /// No stack needed: run a service against an embedded OTLP receiver, drive traced
     /// traffic, stop it with SIGTERM and check what it exported and printed.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 /// Runs `smoke`: exit code 0 when every check passed, 1 when one failed;

@@ -138,8 +138,14 @@ pub(crate) async fn probe_alloy(client: &reqwest::Client, alloy: &str) -> Poll {
     }
 }
 
-/// Tempo has each trace, with a SERVER span child of the injected span id.
-pub(crate) async fn probe_tempo(client: &reqwest::Client, tempo: &str, sent: &[Sent]) -> Poll {
+/// Tempo has each trace, with a SERVER span child of the injected span id
+/// and spans of every service in `expect_services`.
+pub(crate) async fn probe_tempo(
+    client: &reqwest::Client,
+    tempo: &str,
+    sent: &[Sent],
+    expect_services: &[String],
+) -> Poll {
     let mut problems = Vec::new();
     let mut found = Vec::new();
     for s in sent {
@@ -172,12 +178,31 @@ pub(crate) async fn probe_tempo(client: &reqwest::Client, tempo: &str, sent: &[S
         let entry = spans.iter().find(|sp| {
             sp.kind == "SERVER" && sp.trace_id == *tid && sp.parent_span_id.as_deref() == Some(pid)
         });
+        let mut services: Vec<&str> = spans
+            .iter()
+            .filter_map(|sp| sp.service.as_deref())
+            .collect();
+        services.sort_unstable();
+        services.dedup();
+        for want in expect_services {
+            if !services.contains(&want.as_str()) {
+                problems.push(format!(
+                    "trace {tid} has no span of service `{want}` yet (services: {})",
+                    if services.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        services.join(", ")
+                    }
+                ));
+            }
+        }
         match entry {
             Some(sp) => found.push(format!(
-                "`{}` of `{}` ({} spans)",
+                "`{}` of `{}` ({} spans; services {})",
                 sp.name,
                 sp.service.as_deref().unwrap_or("?"),
-                spans.len()
+                spans.len(),
+                services.join(", ")
             )),
             None => {
                 let servers: Vec<String> = spans

@@ -78,7 +78,7 @@ fn describe(s: &ReceivedSpan) -> String {
 /// The entry SERVER span of each request has the injected span id as
 /// parent (the incoming `traceparent` was respected).
 pub fn incoming_traceparent(o: &Observed) -> Check {
-    const NAME: &str = "trace: incoming traceparent respected (entry SERVER span is a child of the injected span id)";
+    const NAME: &str = "trace: incoming traceparent respected (entry SERVER span is a child of the injected span id, with the tracestate)";
     let mut problems = Vec::new();
     let mut entries = Vec::new();
     for ctx in o.sent {
@@ -96,6 +96,14 @@ pub fn incoming_traceparent(o: &Observed) -> Check {
                         "the entry {} of trace {tid} has service.name `{}`, expected `{want}`",
                         describe(s),
                         s.service_name().unwrap_or("<none>")
+                    ));
+                }
+                if !tracestate_has(&s.trace_state, ctx) {
+                    problems.push(format!(
+                        "the entry {} of trace {tid} lacks the incoming tracestate entry `{}` (its trace state is `{}`): the incoming tracestate was dropped",
+                        describe(s),
+                        ctx.tracestate(),
+                        s.trace_state
                     ));
                 }
                 entries.push(*s);
