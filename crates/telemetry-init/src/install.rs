@@ -13,7 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat, Propagator};
 use crate::guard::{Parts, TelemetryGuard};
-use crate::logs::{CorrelationLayer, JsonFormat};
+use crate::logs::{CorrelationLayer, JsonFormat, NoSpanFields};
 use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
 use crate::{Error, TelemetryHandle, metrics_export};
 
@@ -104,6 +104,8 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
 
     let fmt_layer = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .fmt_fields(NoSpanFields)
             .event_format(JsonFormat::new(&config.service_name))
             .with_writer(stdout)
             .with_filter(stdout_filter)

@@ -197,6 +197,22 @@ impl<W: Write> Write for JsonEscaper<'_, W> {
     }
 }
 
+/// Formats no span fields. The fmt layer otherwise renders every span's
+/// fields into a string when the span is created (with ANSI colours by
+/// default), which the JSON lines never print: pure cost on every request.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct NoSpanFields;
+
+impl<'w> FormatFields<'w> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'w>,
+        _fields: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

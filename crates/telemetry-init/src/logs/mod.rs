@@ -6,4 +6,4 @@ mod json;
 pub(crate) use correlation::CorrelationLayer;
 pub(crate) use correlation::current_request_id;
 pub use correlation::current_trace_ids;
-pub(crate) use json::JsonFormat;
+pub(crate) use json::{JsonFormat, NoSpanFields};

@@ -185,7 +185,10 @@ impl<T> Worker<T> {
                     next_flush = Instant::now() + self.settings.schedule_delay;
                 }
             }
+            // Set on every turn, not once at start: the metrics recorder is
+            // installed after the pipeline, and a gauge set before it is lost.
             metrics::gauge!(queue_size_name(self.signal)).set(self.items.len() as f64);
+            metrics::gauge!(capacity_name(self.signal)).set(self.settings.max_queue_size as f64);
         }
     }
 
