@@ -60,32 +60,22 @@ pub(crate) fn active(method: &'static str, route: &str) -> metrics::Gauge {
     )
 }
 
-pub(crate) fn http_server(
+/// A request that ended without a status (cancelled, service error): rare,
+/// so it takes the facade's uncached path.
+pub(crate) fn http_server_failed(
     method: &'static str,
     route: &str,
-    status: Option<u16>,
-    error_type: Option<&str>,
+    error_type: &str,
     elapsed: Duration,
 ) {
-    let status = status
-        .map(status_label)
-        .unwrap_or(metrics::SharedString::const_str(""));
-    let h = match error_type {
-        None => metrics::histogram!(
-            names::HTTP_SERVER_DURATION,
-            "http.request.method" => method,
-            "http.route" => route.to_string(),
-            "http.response.status_code" => status
-        ),
-        Some(e) => metrics::histogram!(
-            names::HTTP_SERVER_DURATION,
-            "http.request.method" => method,
-            "http.route" => route.to_string(),
-            "http.response.status_code" => status,
-            "error.type" => e.to_string()
-        ),
-    };
-    h.record(elapsed.as_secs_f64());
+    metrics::histogram!(
+        names::HTTP_SERVER_DURATION,
+        "http.request.method" => method,
+        "http.route" => route.to_string(),
+        "http.response.status_code" => "",
+        "error.type" => error_type.to_string()
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 pub(crate) fn rpc_server(service: &str, method: &str, code: i32, elapsed: Duration) {
@@ -149,5 +139,101 @@ pub(crate) fn status_label(code: u16) -> metrics::SharedString {
         Ok(i) => metrics::SharedString::const_str(CODES[i].1),
         // Any other code is still bounded (100..=999).
         Err(_) => metrics::SharedString::from(code.to_string()),
+    }
+}
+
+/// Metric handles registered once per route, so a request costs atomic
+/// updates instead of building a label set and looking it up in the
+/// registry (the facade's per-call path).
+#[derive(Debug, Default)]
+pub(crate) struct RouteCache {
+    routes: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<RouteMetrics>>>,
+}
+
+/// Routes are templates, so the cache is small; past this many entries
+/// (something is wrong upstream) handles are simply not cached.
+const MAX_CACHED_ROUTES: usize = 4096;
+/// Distinct status codes cached per route.
+const MAX_CACHED_STATUSES: usize = 32;
+
+impl RouteCache {
+    /// The handles of `method route`; `key` is the span name, which already
+    /// identifies both.
+    pub(crate) fn get(
+        &self,
+        key: &str,
+        method: &'static str,
+        route: &str,
+    ) -> std::sync::Arc<RouteMetrics> {
+        if let Some(m) = self.routes.read().ok().and_then(|r| r.get(key).cloned()) {
+            return m;
+        }
+        let fresh = std::sync::Arc::new(RouteMetrics::new(method, route));
+        match self.routes.write() {
+            Ok(mut w) if w.len() < MAX_CACHED_ROUTES => {
+                w.entry(key.into()).or_insert(fresh).clone()
+            }
+            _ => fresh,
+        }
+    }
+}
+
+/// The handles of one route.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    method: &'static str,
+    route: Box<str>,
+    pub(crate) active: metrics::Gauge,
+    durations: std::sync::RwLock<Vec<(u16, metrics::Histogram)>>,
+}
+
+impl RouteMetrics {
+    fn new(method: &'static str, route: &str) -> Self {
+        Self {
+            method,
+            route: route.into(),
+            active: active(method, route),
+            durations: std::sync::RwLock::default(),
+        }
+    }
+
+    /// Records one completed request with its status.
+    pub(crate) fn record(&self, status: u16, elapsed: Duration) {
+        let cached = self
+            .durations
+            .read()
+            .ok()
+            .and_then(|d| d.iter().find(|(s, _)| *s == status).map(|(_, h)| h.clone()));
+        let h = cached.unwrap_or_else(|| {
+            let h = duration_handle(self.method, &self.route, status);
+            if let Ok(mut d) = self.durations.write()
+                && d.len() < MAX_CACHED_STATUSES
+            {
+                d.push((status, h.clone()));
+            }
+            h
+        });
+        h.record(elapsed.as_secs_f64());
+    }
+}
+
+fn duration_handle(method: &'static str, route: &str, status: u16) -> metrics::Histogram {
+    let label = status_label(status);
+    if status >= 500 {
+        let error = label.to_string();
+        metrics::histogram!(
+            names::HTTP_SERVER_DURATION,
+            "http.request.method" => method,
+            "http.route" => route.to_string(),
+            "http.response.status_code" => label,
+            "error.type" => error
+        )
+    } else {
+        metrics::histogram!(
+            names::HTTP_SERVER_DURATION,
+            "http.request.method" => method,
+            "http.route" => route.to_string(),
+            "http.response.status_code" => label
+        )
     }
 }

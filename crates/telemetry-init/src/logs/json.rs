@@ -46,11 +46,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
-        write!(
-            w,
-            "{}",
-            humantime::format_rfc3339_micros(std::time::SystemTime::now())
-        )?;
+        write_timestamp(&mut w, std::time::SystemTime::now())?;
         w.write_str("\",\"level\":\"")?;
         w.write_str(level_str(*meta.level()))?;
         w.write_str("\",\"target\":")?;
@@ -85,6 +81,37 @@ where
         }
         w.write_str("}\n")
     }
+}
+
+/// RFC 3339 UTC with microseconds. The date-and-seconds part changes once a
+/// second, so it is formatted once per second per thread and reused.
+fn write_timestamp(w: &mut impl Write, now: std::time::SystemTime) -> fmt::Result {
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+    }
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with(|cell| {
+        let mut c = cell.borrow_mut();
+        if c.0 != secs {
+            let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let text = humantime::format_rfc3339_seconds(whole).to_string();
+            c.1.copy_from_slice(&text.as_bytes()[..19]);
+            c.0 = secs;
+        }
+        w.write_str(std::str::from_utf8(&c.1).map_err(|_| fmt::Error)?)
+    })?;
+    let micros = since.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut buf = itoa::Buffer::new();
+    let formatted = buf.format(micros).as_bytes();
+    digits[6 - formatted.len()..].copy_from_slice(formatted);
+    w.write_char('.')?;
+    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
+    w.write_char('Z')
 }
 
 fn level_str(level: Level) -> &'static str {
@@ -125,16 +152,19 @@ impl Visit for FieldWriter<'_, '_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.put(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |w| write!(w, "{value}"));
+        self.put(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
-            self.put(field, |w| write!(w, "{value}"));
+            // ryu: the shortest exact form, without core::fmt's float path.
+            self.put(field, |w| {
+                w.write_str(ryu::Buffer::new().format_finite(value))
+            });
         } else {
             self.put(field, |w| write!(w, "\"{value}\""));
         }
@@ -216,6 +246,17 @@ impl<'w> FormatFields<'w> for NoSpanFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_micros() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_306_435_000_042);
+        let mut s = String::new();
+        write_timestamp(&mut s, t).unwrap();
+        assert_eq!(s, humantime::format_rfc3339_micros(t).to_string());
+        let mut s2 = String::new();
+        write_timestamp(&mut s2, t + std::time::Duration::from_micros(5)).unwrap();
+        assert!(s2.ends_with(".000047Z"), "{s2}");
+    }
 
     #[test]
     fn escapes_control_and_quotes() {

@@ -22,7 +22,8 @@ pub(crate) struct Pending {
     route: Option<String>,
     grpc: Option<(String, String)>,
     request_id: RequestId,
-    active: metrics::Gauge,
+    /// The route's metric handles (HTTP only: gRPC has no in-flight gauge).
+    metrics: Option<std::sync::Arc<slo::RouteMetrics>>,
     span: tracing::Span,
     /// The deadline a gRPC client sent in `grpc-timeout`.
     grpc_deadline: Option<std::time::Duration>,
@@ -36,16 +37,18 @@ impl Pending {
         grpc: Option<(String, String)>,
         request_id: RequestId,
         span: tracing::Span,
+        metrics: Option<std::sync::Arc<slo::RouteMetrics>>,
     ) -> Self {
-        let active = slo::active(method, route_label(route.as_deref()));
-        active.increment(1.0);
+        if let Some(m) = &metrics {
+            m.active.increment(1.0);
+        }
         Self {
             started: Instant::now(),
             method,
             route,
             grpc,
             request_id,
-            active,
+            metrics,
             span,
             grpc_deadline: None,
             done: false,
@@ -78,13 +81,9 @@ impl Pending {
             self.fail(e);
         }
         let elapsed = self.started.elapsed();
-        slo::http_server(
-            self.method,
-            route_label(self.route.as_deref()),
-            Some(status),
-            error.as_deref(),
-            elapsed,
-        );
+        if let Some(m) = &self.metrics {
+            m.record(status, elapsed);
+        }
         self.access_log(Some(status), error.as_deref(), elapsed);
     }
 
@@ -194,11 +193,10 @@ impl Pending {
             }
         } else {
             self.access_log(None, Some(error_type), self.started.elapsed());
-            slo::http_server(
+            slo::http_server_failed(
                 self.method,
                 route_label(self.route.as_deref()),
-                None,
-                Some(error_type),
+                error_type,
                 self.started.elapsed(),
             );
         }
@@ -207,7 +205,9 @@ impl Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.active.decrement(1.0);
+        if let Some(m) = &self.metrics {
+            m.active.decrement(1.0);
+        }
         if !self.done {
             if self.grpc.is_some() {
                 self.finish_grpc_dropped();

@@ -79,6 +79,7 @@ const DEFAULT_SKIP: &[&str] = &[
 
 #[derive(Debug)]
 struct Settings {
+    routes: slo::RouteCache,
     skip_paths: Vec<String>,
     baggage_allowlist: Vec<String>,
     request_id_header: HeaderName,
@@ -102,6 +103,7 @@ impl ServerLayer {
         slo::describe();
         Self {
             settings: Arc::new(Settings {
+                routes: slo::RouteCache::default(),
                 skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
                 baggage_allowlist: Vec::new(),
                 request_id_header: HeaderName::from_static("x-request-id"),
@@ -111,6 +113,7 @@ impl ServerLayer {
 
     fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         let mut s = Settings {
+            routes: slo::RouteCache::default(),
             skip_paths: self.settings.skip_paths.clone(),
             baggage_allowlist: self.settings.baggage_allowlist.clone(),
             request_id_header: self.settings.request_id_header.clone(),
@@ -204,6 +207,7 @@ where
             .and_then(RequestId::sanitize)
             .unwrap_or_else(RequestId::generate);
 
+        let mut route_metrics = None;
         let span = if let Some((service, rpc_method)) = &grpc_names {
             tracing::info_span!(
                 target: "telemetry_init::http",
@@ -229,6 +233,11 @@ where
                 Some(r) => format!("{method} {r}"),
                 None => method.to_string(),
             };
+            route_metrics = Some(self.settings.routes.get(
+                &name,
+                method,
+                route_label(route.as_deref()),
+            ));
             tracing::info_span!(
                 target: "telemetry_init::http",
                 "http request",
@@ -277,7 +286,7 @@ where
         };
         ResponseFuture::traced(
             fut,
-            Pending::start(method, route, grpc_names, request_id, span)
+            Pending::start(method, route, grpc_names, request_id, span, route_metrics)
                 .with_grpc_deadline(grpc_deadline),
         )
     }
