@@ -76,7 +76,7 @@ if [ "$MODE" = fake ]; then
 else
   if [ -z "${DEMO_BIN:-}" ]; then
     cargo build --quiet -p demo
-    DEMO_BIN="$ROOT/target/debug/demo"
+    DEMO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/demo"
   fi
   echo "starting $DEMO_BIN on $DEMO"
   # No OTLP endpoint: the demo then exports to its embedded OTLP receiver, so the SDK's
