@@ -229,6 +229,9 @@ impl<T> Worker<T> {
             batch,
             Vec::with_capacity(self.settings.max_export_batch_size),
         );
+        // Processed without error: handed to the exporter (drops are counted
+        // with error.type=queue_full where they happen).
+        metrics::counter!(processed_name(self.signal)).increment(n);
         let started = Instant::now();
         let result = (self.export)(items, timeout);
         metrics::histogram!(
