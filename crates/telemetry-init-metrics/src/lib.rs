@@ -34,7 +34,7 @@
 //! `_ratio` for gauges, `{annotations}` → nothing), counters get `_total`.
 //! Units come from, in order: `metrics::describe_*!` (a `metrics::Unit`),
 //! [`MetricsConfig::unit`], a built-in catalogue of semantic-convention
-//! metrics (HTTP/RPC durations, `otel.sdk.*`). See `METRICS.md`.
+//! metrics (HTTP/RPC durations, `otel.sdk.*`). See `docs/metrics.md` in the repository.
 //!
 //! # Hot path
 //!

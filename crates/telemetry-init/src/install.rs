@@ -154,6 +154,16 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     // and, when OTLP metrics are on, mirrors every instrument to the push.
     let mut metrics_config = telemetry_init_metrics::MetricsConfig::new()
         .constant_label("service.name", config.service_name.clone());
+    if let Some(buckets) = &config.duration_buckets {
+        use crate::http::slo::names;
+        for name in [
+            names::HTTP_SERVER_DURATION,
+            names::RPC_SERVER_DURATION,
+            names::HTTP_CLIENT_DURATION,
+        ] {
+            metrics_config = metrics_config.buckets_for_prefix(name, buckets.clone());
+        }
+    }
     for threshold in &config.slo_latency_thresholds {
         metrics_config =
             metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);

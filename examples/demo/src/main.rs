@@ -64,8 +64,19 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut builder = telemetry_init::builder()
         .service_name("demo")
-        .service_version(env!("CARGO_PKG_VERSION"))
-        .slo_latency_threshold(0.25);
+        .service_version(env!("CARGO_PKG_VERSION"));
+    // The same SLO spec the alert rules are generated from: every latency
+    // threshold becomes a histogram bucket boundary, so the SLI is exact.
+    let slos = telemetry_init_slo::SloSpec::from_yaml_str(include_str!("../../../slo/demo.yaml"))
+        .map_err(|e| format!("slo/demo.yaml: {e}"))?;
+    for threshold in slos
+        .services
+        .iter()
+        .flat_map(|s| &s.objectives)
+        .filter_map(|o| o.threshold)
+    {
+        builder = builder.slo_latency_threshold(threshold);
+    }
     if let Some(r) = &receiver {
         builder = builder.otlp_endpoint(r.grpc_endpoint());
     }

@@ -134,6 +134,9 @@ pub struct Config {
     /// Latency SLO thresholds (seconds) that must be bucket boundaries of
     /// `http.server.request.duration`.
     pub slo_latency_thresholds: Vec<f64>,
+    /// Bucket boundaries (seconds) of the request-duration histograms, when
+    /// not the OpenTelemetry HTTP advice.
+    pub duration_buckets: Option<Vec<f64>>,
     /// Whether stdout gets JSON lines (`TELEMETRY_LOG_FORMAT=json`, the default)
     /// or human-readable text (`text`).
     pub log_format: LogFormat,
@@ -220,6 +223,7 @@ pub struct Builder {
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) lookup: Option<Lookup>,
     pub(crate) slo_latency_thresholds: Vec<f64>,
+    pub(crate) duration_buckets: Option<Vec<f64>>,
 }
 
 impl fmt::Debug for Builder {
@@ -331,6 +335,25 @@ impl Builder {
     /// so a latency SLO with that threshold can be computed exactly.
     pub fn slo_latency_threshold(mut self, seconds: f64) -> Self {
         self.slo_latency_thresholds.push(seconds);
+        self
+    }
+
+    /// Replaces the bucket boundaries (seconds) of the request-duration
+    /// histograms (`http.server.request.duration`, `rpc.server.duration`,
+    /// `http.client.request.duration`). The default is the OpenTelemetry HTTP
+    /// advice, 5 ms to 10 s; SLO thresholds are added to whichever is used.
+    ///
+    /// ```
+    /// let config = telemetry_init::builder()
+    ///     .duration_buckets(vec![0.01, 0.1, 0.3, 1.0])
+    ///     .slo_latency_threshold(0.25)
+    ///     .env_lookup(|_| None)
+    ///     .resolve()?;
+    /// assert_eq!(config.duration_buckets.as_deref(), Some(&[0.01, 0.1, 0.3, 1.0][..]));
+    /// # Ok::<(), telemetry_init::Error>(())
+    /// ```
+    pub fn duration_buckets(mut self, seconds: Vec<f64>) -> Self {
+        self.duration_buckets = Some(seconds);
         self
     }
 
@@ -527,6 +550,7 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         shutdown_timeout,
         log_format,
         slo_latency_thresholds: b.slo_latency_thresholds.clone(),
+        duration_buckets: b.duration_buckets.clone(),
     })
 }
 
