@@ -223,13 +223,26 @@ fn timed_out_report(
     timeout: Duration,
     started: Instant,
 ) -> ShutdownReport {
+    let mut errors = vec![format!("shutdown did not finish within {timeout:?}")];
+    errors.extend(last_errors(&stats.0, &stats.1));
     ShutdownReport {
         traces: SignalReport::from_stats(&stats.0),
         logs: SignalReport::from_stats(&stats.1),
         timed_out: true,
-        errors: vec![format!("shutdown did not finish within {timeout:?}")],
+        errors,
         elapsed: started.elapsed(),
     }
+}
+
+/// The last export error of each signal, so a report says *why*.
+fn last_errors(spans: &SignalStats, logs: &SignalStats) -> Vec<String> {
+    [("traces", spans), ("logs", logs)]
+        .into_iter()
+        .filter_map(|(name, s)| {
+            let last = s.last_error.lock().ok()?.clone()?;
+            Some(format!("{name}: last export error: {last}"))
+        })
+        .collect()
 }
 
 fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
@@ -262,6 +275,7 @@ fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
     {
         errors.push(format!("metrics: {e}"));
     }
+    errors.extend(last_errors(&parts.span_stats, &parts.log_stats));
     let report = ShutdownReport {
         traces: SignalReport::from_stats(&parts.span_stats),
         logs: SignalReport::from_stats(&parts.log_stats),

@@ -33,6 +33,73 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     let instance_id = uuid::Uuid::new_v4().to_string();
     let resource = crate::resource::build(&config, &instance_id);
 
+    // The metric exporter counts its outcomes once the recorder exists.
+    let metric_health = Arc::new(std::sync::OnceLock::new());
+    let meter_provider = match (&config.metrics, &handle) {
+        (ExporterSetting::Otlp(s), Some(h)) => {
+            let exporter = metrics_export::RuntimeMetricExporter::new(
+                pipeline::metric_exporter(s, h)?,
+                h.clone(),
+                s.timeout,
+                Arc::clone(&metric_health),
+            );
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(config.metric_export_interval)
+                .build();
+            Some(
+                SdkMeterProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_reader(reader)
+                    .build(),
+            )
+        }
+        _ => None,
+    };
+
+    // Metrics: one recorder behind the `metrics` facade serves the scrape
+    // and, when OTLP metrics are on, mirrors every instrument to the push.
+    let mut metrics_config = telemetry_init_metrics::MetricsConfig::new()
+        .constant_label("service.name", config.service_name.clone());
+    if let Some(buckets) = &config.duration_buckets {
+        use crate::http::slo::names;
+        for name in [
+            names::HTTP_SERVER_DURATION,
+            names::RPC_SERVER_DURATION,
+            names::HTTP_CLIENT_DURATION,
+        ] {
+            metrics_config = metrics_config.buckets_for_prefix(name, buckets.clone());
+        }
+    }
+    for threshold in &config.slo_latency_thresholds {
+        metrics_config =
+            metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);
+    }
+    if let Some(mp) = &meter_provider {
+        use opentelemetry::metrics::MeterProvider as _;
+        metrics_config = metrics_config.otel_meter(mp.meter("telemetry-init"));
+    }
+    let metrics =
+        telemetry_init_metrics::install_recorder(metrics_config).map_err(|e| match e {
+            telemetry_init_metrics::MetricsError::AlreadyInstalled => {
+                Error::AlreadyInstalled("a global metrics recorder")
+            }
+            other => Error::InvalidConfig(other.to_string()),
+        })?;
+    crate::http::slo::describe();
+    let metrics_server =
+        match config.prometheus_addr {
+            Some(addr) => Some(metrics.serve(addr).map_err(|e| {
+                Error::InvalidConfig(format!("cannot serve /metrics on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+    let health = metrics.pipeline_health_with(pipeline::components(
+        &config.traces,
+        &config.logs,
+        &config.metrics,
+    ));
+    let _ = metric_health.set(health.clone());
+
     // Traces: a provider always exists, so trace ids are created (and logs
     // correlated, context propagated) even when nothing is exported.
     let span_stats = Arc::default();
@@ -48,6 +115,7 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
             config.span_batch,
             Arc::clone(&span_stats),
             export,
+            health.clone(),
         )?);
     }
     let tracer_provider = tracer_builder.build();
@@ -62,30 +130,11 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
                     config.log_batch,
                     Arc::clone(&log_stats),
                     export,
+                    health.clone(),
                 )?)
                 .build(),
         ),
         None => None,
-    };
-
-    let meter_provider = match (&config.metrics, &handle) {
-        (ExporterSetting::Otlp(s), Some(h)) => {
-            let exporter = metrics_export::RuntimeMetricExporter::new(
-                pipeline::metric_exporter(s, h)?,
-                h.clone(),
-                s.timeout,
-            );
-            let reader = PeriodicReader::builder(exporter)
-                .with_interval(config.metric_export_interval)
-                .build();
-            Some(
-                SdkMeterProvider::builder()
-                    .with_resource(resource.clone())
-                    .with_reader(reader)
-                    .build(),
-            )
-        }
-        _ => None,
     };
 
     let (stdout, stdout_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -150,43 +199,6 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|_| Error::AlreadyInstalled("a global tracing subscriber"))?;
 
-    // Metrics: one recorder behind the `metrics` facade serves the scrape
-    // and, when OTLP metrics are on, mirrors every instrument to the push.
-    let mut metrics_config = telemetry_init_metrics::MetricsConfig::new()
-        .constant_label("service.name", config.service_name.clone());
-    if let Some(buckets) = &config.duration_buckets {
-        use crate::http::slo::names;
-        for name in [
-            names::HTTP_SERVER_DURATION,
-            names::RPC_SERVER_DURATION,
-            names::HTTP_CLIENT_DURATION,
-        ] {
-            metrics_config = metrics_config.buckets_for_prefix(name, buckets.clone());
-        }
-    }
-    for threshold in &config.slo_latency_thresholds {
-        metrics_config =
-            metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);
-    }
-    if let Some(mp) = &meter_provider {
-        use opentelemetry::metrics::MeterProvider as _;
-        metrics_config = metrics_config.otel_meter(mp.meter("telemetry-init"));
-    }
-    let metrics =
-        telemetry_init_metrics::install_recorder(metrics_config).map_err(|e| match e {
-            telemetry_init_metrics::MetricsError::AlreadyInstalled => {
-                Error::AlreadyInstalled("a global metrics recorder")
-            }
-            other => Error::InvalidConfig(other.to_string()),
-        })?;
-    crate::http::slo::describe();
-    let metrics_server =
-        match config.prometheus_addr {
-            Some(addr) => Some(metrics.serve(addr).map_err(|e| {
-                Error::InvalidConfig(format!("cannot serve /metrics on {addr}: {e}"))
-            })?),
-            None => None,
-        };
     // Forward `log` records from dependencies that use the `log` crate; an
     // existing logger is not an error worth failing start-up for.
     let _ = tracing_log::LogTracer::init();

@@ -17,20 +17,50 @@ pub(crate) struct RuntimeMetricExporter {
     inner: opentelemetry_otlp::MetricExporter,
     handle: Handle,
     timeout: Duration,
+    health: HealthSlot,
 }
+
+/// Set once the metrics recorder exists, which needs this exporter's meter
+/// provider first.
+pub(crate) type HealthSlot =
+    std::sync::Arc<std::sync::OnceLock<telemetry_init_metrics::PipelineHealth>>;
 
 impl RuntimeMetricExporter {
     pub(crate) fn new(
         inner: opentelemetry_otlp::MetricExporter,
         handle: Handle,
         timeout: Duration,
+        health: HealthSlot,
     ) -> Self {
         Self {
             inner,
             handle,
             timeout,
+            health,
         }
     }
+}
+
+/// The number of data points in one export.
+fn data_points(metrics: &ResourceMetrics) -> u64 {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    fn count<T>(d: &MetricData<T>) -> usize {
+        match d {
+            MetricData::Gauge(g) => g.data_points().count(),
+            MetricData::Sum(s) => s.data_points().count(),
+            MetricData::Histogram(h) => h.data_points().count(),
+            MetricData::ExponentialHistogram(h) => h.data_points().count(),
+        }
+    }
+    metrics
+        .scope_metrics()
+        .flat_map(|s| s.metrics())
+        .map(|m| match m.data() {
+            AggregatedMetrics::F64(d) => count(d),
+            AggregatedMetrics::U64(d) => count(d),
+            AggregatedMetrics::I64(d) => count(d),
+        })
+        .sum::<usize>() as u64
 }
 
 impl PushMetricExporter for RuntimeMetricExporter {
@@ -45,20 +75,24 @@ impl PushMetricExporter for RuntimeMetricExporter {
                 Err(_) => Err(OTelSdkError::Timeout(self.timeout)),
             }
         });
-        metrics::histogram!(
-            "otel.sdk.exporter.operation.duration",
-            "otel.component.type" => "otlp_metric_exporter"
-        )
-        .record(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(()) => {
-                metrics::counter!("otel.sdk.exporter.metric_data_point.exported").increment(1)
+        if let Some(health) = self.health.get() {
+            use telemetry_init_metrics::Signal;
+            let points = data_points(metrics);
+            let seconds = started.elapsed().as_secs_f64();
+            match &result {
+                Ok(()) => {
+                    health.exported(Signal::MetricDataPoint, points);
+                    health.export_duration(Signal::MetricDataPoint, seconds, None);
+                }
+                Err(e) => {
+                    let error_type = match e {
+                        OTelSdkError::Timeout(_) => "timeout",
+                        _ => "export_failed",
+                    };
+                    health.failed(Signal::MetricDataPoint, points, error_type);
+                    health.export_duration(Signal::MetricDataPoint, seconds, Some(error_type));
+                }
             }
-            Err(_) => metrics::counter!(
-                "otel.sdk.exporter.metric_data_point.exported",
-                "error.type" => "export_failed"
-            )
-            .increment(1),
         }
         std::future::ready(result)
     }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 
+use telemetry_init_metrics::PipelineHealth;
+
 use crate::config::{BatchSettings, Signal};
 
 /// Counts for one signal, readable at any time.
@@ -22,10 +24,35 @@ pub(crate) struct SignalStats {
     pub(crate) dropped: AtomicU64,
     pub(crate) exported: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// The last export error's message, for the shutdown report.
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Why an export attempt failed: a small fixed `error.type` and a message.
+#[derive(Debug)]
+pub(crate) struct ExportError {
+    pub(crate) error_type: &'static str,
+    pub(crate) message: String,
+}
+
+impl ExportError {
+    pub(crate) fn timeout(timeout: Duration) -> Self {
+        Self {
+            error_type: "timeout",
+            message: format!("export timed out after {timeout:?}"),
+        }
+    }
+
+    pub(crate) fn failed(message: impl ToString) -> Self {
+        Self {
+            error_type: "export_failed",
+            message: message.to_string(),
+        }
+    }
 }
 
 /// How one export attempt went.
-pub(crate) type ExportResult = Result<(), String>;
+pub(crate) type ExportResult = Result<(), ExportError>;
 
 /// The export side: called on the worker thread with a batch and the longest
 /// time it may take.
@@ -42,6 +69,7 @@ pub(crate) struct BatchQueue<T> {
     control: Sender<Control>,
     stats: Arc<SignalStats>,
     signal: Signal,
+    health: PipelineHealth,
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -66,6 +94,7 @@ impl<T: Send + 'static> BatchQueue<T> {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
         export: ExportFn<T>,
+        health: PipelineHealth,
     ) -> std::io::Result<Self> {
         let (items_tx, items_rx) = bounded(settings.max_queue_size);
         let (control_tx, control_rx) = unbounded();
@@ -76,16 +105,18 @@ impl<T: Send + 'static> BatchQueue<T> {
             stats: stats.clone(),
             export,
             signal,
+            health: health.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("telemetry-{}", signal.as_str()))
             .spawn(move || worker.run())?;
-        metrics::gauge!(capacity_name(signal)).set(settings.max_queue_size as f64);
+        health.queue_capacity(health_signal(signal), settings.max_queue_size as u64);
         Ok(Self {
             items: items_tx,
             control: control_tx,
             stats,
             signal,
+            health,
             worker: std::sync::Mutex::new(Some(handle)),
         })
     }
@@ -98,8 +129,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(processed_name(self.signal), "error.type" => "queue_full")
-                    .increment(1);
+                self.health.dropped(health_signal(self.signal), 1);
             }
         }
     }
@@ -145,6 +175,7 @@ struct Worker<T> {
     stats: Arc<SignalStats>,
     export: ExportFn<T>,
     signal: Signal,
+    health: PipelineHealth,
 }
 
 impl<T> Worker<T> {
@@ -185,10 +216,8 @@ impl<T> Worker<T> {
                     next_flush = Instant::now() + self.settings.schedule_delay;
                 }
             }
-            // Set on every turn, not once at start: the metrics recorder is
-            // installed after the pipeline, and a gauge set before it is lost.
-            metrics::gauge!(queue_size_name(self.signal)).set(self.items.len() as f64);
-            metrics::gauge!(capacity_name(self.signal)).set(self.settings.max_queue_size as f64);
+            self.health
+                .queue_size(health_signal(self.signal), self.items.len() as u64);
         }
     }
 
@@ -229,64 +258,39 @@ impl<T> Worker<T> {
             batch,
             Vec::with_capacity(self.settings.max_export_batch_size),
         );
+        let signal = health_signal(self.signal);
         // Processed without error: handed to the exporter (drops are counted
         // with error.type=queue_full where they happen).
-        metrics::counter!(processed_name(self.signal)).increment(n);
+        self.health.processed(signal, n);
         let started = Instant::now();
         let result = (self.export)(items, timeout);
-        metrics::histogram!(
-            "otel.sdk.exporter.operation.duration",
-            "otel.component.type" => component_type(self.signal)
-        )
-        .record(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
                 self.stats.exported.fetch_add(n, Ordering::Relaxed);
-                metrics::counter!(exported_name(self.signal)).increment(n);
+                self.health.exported(signal, n);
+                self.health.export_duration(signal, seconds, None);
             }
-            Err(_) => {
+            Err(e) => {
                 self.stats.failed.fetch_add(n, Ordering::Relaxed);
-                metrics::counter!(exported_name(self.signal), "error.type" => "export_failed")
-                    .increment(n);
+                *self
+                    .stats
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.message);
+                self.health.failed(signal, n, e.error_type);
+                self.health
+                    .export_duration(signal, seconds, Some(e.error_type));
             }
         }
     }
 }
 
-fn exported_name(signal: Signal) -> &'static str {
+pub(crate) fn health_signal(signal: Signal) -> telemetry_init_metrics::Signal {
     match signal {
-        Signal::Traces => "otel.sdk.exporter.span.exported",
-        Signal::Logs => "otel.sdk.exporter.log.exported",
-        Signal::Metrics => "otel.sdk.exporter.metric_data_point.exported",
-    }
-}
-
-fn processed_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Logs => "otel.sdk.processor.log.processed",
-        _ => "otel.sdk.processor.span.processed",
-    }
-}
-
-fn queue_size_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Logs => "otel.sdk.processor.log.queue.size",
-        _ => "otel.sdk.processor.span.queue.size",
-    }
-}
-
-fn capacity_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Logs => "otel.sdk.processor.log.queue.capacity",
-        _ => "otel.sdk.processor.span.queue.capacity",
-    }
-}
-
-fn component_type(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "otlp_span_exporter",
-        Signal::Logs => "otlp_log_exporter",
-        Signal::Metrics => "otlp_metric_exporter",
+        Signal::Traces => telemetry_init_metrics::Signal::Span,
+        Signal::Logs => telemetry_init_metrics::Signal::Log,
+        Signal::Metrics => telemetry_init_metrics::Signal::MetricDataPoint,
     }
 }
 
@@ -294,6 +298,13 @@ fn component_type(signal: Signal) -> &'static str {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    fn health() -> PipelineHealth {
+        telemetry_init_metrics::TelemetryRecorder::new(telemetry_init_metrics::MetricsConfig::new())
+            .unwrap()
+            .handle()
+            .pipeline_health()
+    }
 
     fn settings(queue: usize, batch: usize) -> BatchSettings {
         BatchSettings {
@@ -317,6 +328,7 @@ mod tests {
                 s.lock().unwrap().push(b.len());
                 Ok(())
             }),
+            health(),
         )
         .unwrap();
         for i in 0..25 {
@@ -341,8 +353,9 @@ mod tests {
             stats.clone(),
             Box::new(move |_b: Vec<u32>, _| {
                 let _ = block_rx.recv_timeout(Duration::from_secs(2));
-                Err("collector down".into())
+                Err(ExportError::failed("collector down"))
             }),
+            health(),
         )
         .unwrap();
         let started = Instant::now();
@@ -373,6 +386,7 @@ mod tests {
                 std::thread::sleep(Duration::from_secs(30));
                 Ok(())
             }),
+            health(),
         )
         .unwrap();
         q.push(1);

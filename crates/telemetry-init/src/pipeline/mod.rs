@@ -19,9 +19,35 @@ use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::config::{BatchSettings, ExporterSetting, Signal};
-use batch::{BatchQueue, ExportFn, SignalStats};
+use batch::{BatchQueue, ExportError, ExportFn, SignalStats};
+use telemetry_init_metrics::PipelineHealth;
 
 pub(crate) use exporters::metric_exporter;
+
+/// The `otel.component.type` names of this pipeline, from each signal's protocol.
+pub(crate) fn components(
+    traces: &ExporterSetting,
+    logs: &ExporterSetting,
+    metrics: &ExporterSetting,
+) -> telemetry_init_metrics::PipelineComponents {
+    use crate::config::Protocol;
+    use telemetry_init_metrics::PipelineComponents as C;
+    let pick = |s: &ExporterSetting, f: fn(C) -> std::borrow::Cow<'static, str>| match s {
+        ExporterSetting::Otlp(o) => f(match o.protocol {
+            Protocol::Grpc => C::otlp_grpc(),
+            Protocol::HttpProtobuf => C::otlp_http(),
+            Protocol::HttpJson => C::otlp_http_json(),
+        }),
+        ExporterSetting::Console => "console_exporter".into(),
+        ExporterSetting::Off(_) => f(C::otlp_grpc()),
+    };
+    C {
+        span_exporter: pick(traces, |c| c.span_exporter),
+        log_exporter: pick(logs, |c| c.log_exporter),
+        metric_exporter: pick(metrics, |c| c.metric_exporter),
+        ..C::otlp_grpc()
+    }
+}
 
 /// Builds the export function for spans, or `None` when traces are off.
 pub(crate) fn span_export(
@@ -46,8 +72,8 @@ pub(crate) fn span_export(
             Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
                 runtime::block_on(&handle, async {
                     match tokio::time::timeout(timeout, exporter.export(batch)).await {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err(format!("span export timed out after {timeout:?}")),
+                        Ok(r) => r.map_err(ExportError::failed),
+                        Err(_) => Err(ExportError::timeout(timeout)),
                     }
                 })
             }))
@@ -81,8 +107,8 @@ pub(crate) fn log_export(
                 runtime::block_on(&handle, async {
                     let fut = exporter.export(LogBatch::new(&refs));
                     match tokio::time::timeout(timeout, fut).await {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => Err(format!("log export timed out after {timeout:?}")),
+                        Ok(r) => r.map_err(ExportError::failed),
+                        Err(_) => Err(ExportError::timeout(timeout)),
                     }
                 })
             }))
@@ -104,9 +130,10 @@ impl QueueSpanProcessor {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
         export: ExportFn<SpanData>,
+        health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Traces, settings, stats, export)?,
+            queue: BatchQueue::start(Signal::Traces, settings, stats, export, health)?,
         })
     }
 }
@@ -144,9 +171,10 @@ impl QueueLogProcessor {
         settings: BatchSettings,
         stats: Arc<SignalStats>,
         export: ExportFn<LogItem>,
+        health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Logs, settings, stats, export)?,
+            queue: BatchQueue::start(Signal::Logs, settings, stats, export, health)?,
         })
     }
 }
