@@ -64,6 +64,13 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        // Most records (status codes, errors) are not the request id: skip
+        // the visit unless this span has such a field and it is being set.
+        let Some(span) = ctx.span(id) else { return };
+        match span.metadata().fields().field("request_id") {
+            Some(f) if values.contains(&f) => {}
+            _ => return,
+        }
         let mut v = RequestIdVisitor(None);
         values.record(&mut v);
         if let (Some(rid), Some(span)) = (v.0, ctx.span(id)) {

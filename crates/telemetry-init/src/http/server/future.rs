@@ -61,6 +61,16 @@ impl Pending {
         self
     }
 
+    /// Enters the span unless the caller already did (the response future
+    /// does; the body and a cancellation do not).
+    fn enter_unless_current(&self) -> Option<tracing::span::EnteredSpan> {
+        if tracing::Span::current().id() == self.span.id() {
+            return None;
+        }
+        // An owned guard: the callers go on to mutate `self`.
+        Some(self.span.clone().entered())
+    }
+
     fn fail(&mut self, error_type: &str) {
         self.span.record("error.type", error_type);
         self.span.record("otel.status_code", "ERROR");
@@ -71,8 +81,7 @@ impl Pending {
         self.done = true;
         // Inside the span: the access log line carries its ids and the
         // histogram takes the trace id as its exemplar.
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _entered = self.enter_unless_current();
         self.span
             .record("http.response.status_code", i64::from(status));
         let label = slo::status_label(status);
@@ -147,8 +156,7 @@ impl Pending {
     /// Completes a gRPC call with its `grpc-status`.
     pub(crate) fn finish_grpc(&mut self, code: i32) {
         self.done = true;
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _entered = self.enter_unless_current();
         self.span.record("rpc.grpc.status_code", i64::from(code));
         // The RPC conventions: on the server these codes are errors, the
         // others are the client's problem.
@@ -181,8 +189,7 @@ impl Pending {
 
     fn finish_error(&mut self, error_type: &'static str) {
         self.done = true;
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let _entered = self.enter_unless_current();
         self.fail(error_type);
         if self.grpc.is_some() {
             self.grpc_access_log(2, Some(error_type), self.started.elapsed());
@@ -258,17 +265,19 @@ where
                 .poll(cx)
                 .map(|r| r.map(|res| res.map(ResponseBody::passthrough)));
         };
-        let result = {
-            let _entered = pending.span.enter();
-            std::task::ready!(this.inner.poll(cx))
-        };
+        // One enter for the handler's poll and, when it completes, for the
+        // span's final attributes, metrics and access log: every enter/exit
+        // goes through all layers (and context activation).
+        let span = pending.span.clone();
+        let _entered = span.enter();
+        let result = std::task::ready!(this.inner.poll(cx));
         let mut pending = this.pending.take().expect("checked above");
         Poll::Ready(match result {
             Ok(mut res) => {
                 if let Ok(v) = HeaderValue::from_str(pending.request_id.as_str()) {
                     res.headers_mut().insert("x-request-id", v);
                 }
-                let span = pending.span.clone();
+                let span = span.clone();
                 if pending.grpc.is_some() {
                     // Trailers-only responses carry the status in the headers.
                     if let Some(code) = grpc_status(res.headers()) {
