@@ -44,7 +44,10 @@ for tool in taskset python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
 done
 
-echo "== building (release)" >&2
+# What is measured: the library as it is in this working tree.
+GIT_HEAD="$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+GIT_DIRTY="$(git -C "$HERE/../.." status --porcelain -- crates 2>/dev/null | wc -l)"
+echo "== building (release) at $GIT_HEAD ($GIT_DIRTY uncommitted files under crates/)" >&2
 timeout 3600 cargo build --release --bins >&2
 
 # Other work on the machine (builds, tests) would steal the pinned CPUs: when
@@ -56,7 +59,7 @@ timeout 3600 cargo build --release --bins >&2
 NICE=()
 if [[ "$(id -u)" == 0 ]]; then
   if [[ -z "${OVERHEAD_BENCH_SESSION:-}" ]] && command -v setsid >/dev/null; then
-    OVERHEAD_BENCH_SESSION=1 exec setsid -w "$0" "$@"
+    OVERHEAD_BENCH_SESSION=1 exec setsid -w "$HERE/$(basename "$0")" "$@"
   fi
   echo -19 >/proc/self/autogroup 2>/dev/null || true
   NICE=(nice -n -19)
@@ -112,11 +115,13 @@ env_of() {
 
 # start_server VARIANT STDOUT_FILE: sets SERVER_PID and ADDR.
 start_server() {
-  local v="$1" out="$2"
+  local v="$1" out="$2" err
+  RUN_SEQ=$(( ${RUN_SEQ:-0} + 1 ))
+  err="$WORK/$v.$RUN_SEQ.err"   # a fresh file per start: never read a previous run's line
   # shellcheck disable=SC2046
-  env -i $(env_of "$v") "${NICE[@]}" taskset -c 0 "$BIN/$(binary_of "$v")" >"$out" 2>"$WORK/$v.err" &
+  env -i $(env_of "$v") "${NICE[@]}" taskset -c 0 "$BIN/$(binary_of "$v")" >"$out" 2>"$err" &
   SERVER_PID=$!
-  ADDR="$(wait_line "$WORK/$v.err" 'listening on 127\.0\.0\.1:[0-9]+' | grep -oE '127\.0\.0\.1:[0-9]+')"
+  ADDR="$(wait_line "$err" 'listening on 127\.0\.0\.1:[0-9]+' | grep -oE '127\.0\.0\.1:[0-9]+')"
 }
 
 stop_server() {
@@ -198,7 +203,7 @@ print(json.dumps(w))' "$round" "$v" "$t0" "$t1" "$s0" "$s1" "$CLK_TCK" "$hwm_kib
 done
 
 mkdir -p "$HERE/results"
-python3 - "$WORK/meta.json" "$ROUNDS" "$DURATION" "$LOADAVG_START" "${NICE[*]:-none}" <<'PY'
+python3 - "$WORK/meta.json" "$ROUNDS" "$DURATION" "$LOADAVG_START" "${NICE[*]:-none}" "$GIT_HEAD" "$GIT_DIRTY" <<'PY'
 import json, os, platform, subprocess, sys, datetime
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
@@ -208,6 +213,7 @@ json.dump({
     "rounds": int(sys.argv[2]), "duration": sys.argv[3],
     "cpus": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(), "rustc": rustc,
     "loadavg_at_start": sys.argv[4].split(), "priority": sys.argv[5],
+    "git_head": sys.argv[6], "uncommitted_files_under_crates": int(sys.argv[7]),
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
     "load": "wrk -t1 -c32 --latency, GET /users/42 with a sampled traceparent; server on CPU 0, wrk and sink on CPU 1",
 }, open(sys.argv[1], "w"), indent=2)
