@@ -41,8 +41,8 @@ fi
 elapsed=$(( $(date +%s) - started ))
 
 echo "== summary (${elapsed}s)"
-grep '^SUMMARY ' "$log" | sed 's/^SUMMARY /- /' || true
-grep -E '^test .* \.\.\. |^test result' "$log" || true
+grep -o 'SUMMARY .*' "$log" | sed 's/^SUMMARY /- /' || true
+grep -E 'test result' "$log" || true
 if [ "$status" -ne 0 ]; then
     echo "!! failures:" >&2
     grep -E -A5 'panicked at' "$log" >&2 || tail -50 "$log" >&2
