@@ -96,7 +96,7 @@ pub(crate) struct Parts {
     pub(crate) span_stats: Arc<SignalStats>,
     pub(crate) log_stats: Arc<SignalStats>,
     pub(crate) runtime: Option<ExportRuntime>,
-    pub(crate) stdout: Option<tracing_appender::non_blocking::WorkerGuard>,
+    pub(crate) stdout: Option<crate::logs::StdoutGuard>,
     pub(crate) drop_timeout: Duration,
     pub(crate) metrics_server: Option<telemetry_init_metrics::MetricsServer>,
 }

@@ -13,7 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat, Propagator};
 use crate::guard::{Parts, TelemetryGuard};
-use crate::logs::{CorrelationLayer, JsonFormat, NoSpanFields};
+use crate::logs::{BufferedStdout, CorrelationLayer, JsonFormat, NoSpanFields};
 use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
 use crate::{Error, TelemetryHandle, metrics_export};
 
@@ -137,10 +137,7 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
         None => None,
     };
 
-    let (stdout, stdout_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("telemetry-stdout")
-        .finish(std::io::stdout());
+    let (stdout, stdout_guard) = BufferedStdout::start()?;
 
     let stdout_filter = EnvFilter::builder()
         .parse(&config.stdout_filter)

@@ -7,11 +7,12 @@
 //! only does a `try_send` into a bounded channel.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_queue::ArrayQueue;
 
 use telemetry_init_metrics::PipelineHealth;
 
@@ -59,24 +60,33 @@ pub(crate) type ExportResult = Result<(), ExportError>;
 pub(crate) type ExportFn<T> = Box<dyn FnMut(Vec<T>, Duration) -> ExportResult + Send>;
 
 enum Control {
+    /// The queue holds a full batch: export it now rather than at the timer.
+    Wake,
     Flush(Sender<()>),
     Shutdown(Instant, Sender<()>),
-}
-
-/// The producer half; cheap to call from any thread.
-pub(crate) struct BatchQueue<T> {
-    items: Sender<T>,
-    control: Sender<Control>,
-    stats: Arc<SignalStats>,
-    signal: Signal,
-    health: PipelineHealth,
-    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Control {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Control")
     }
+}
+
+/// The producer half; cheap to call from any thread.
+///
+/// Items go into a lock-free bounded queue that the worker drains on its
+/// timer. Producers do not wake the worker per item (a futex wake and a
+/// context switch cost more than the rest of a request's telemetry): only
+/// when a full batch is waiting, at most once per batch.
+pub(crate) struct BatchQueue<T> {
+    items: Arc<ArrayQueue<T>>,
+    control: Sender<Control>,
+    wake_pending: Arc<AtomicBool>,
+    batch_size: usize,
+    stats: Arc<SignalStats>,
+    signal: Signal,
+    health: PipelineHealth,
+    worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<T> std::fmt::Debug for BatchQueue<T> {
@@ -96,11 +106,13 @@ impl<T: Send + 'static> BatchQueue<T> {
         export: ExportFn<T>,
         health: PipelineHealth,
     ) -> std::io::Result<Self> {
-        let (items_tx, items_rx) = bounded(settings.max_queue_size);
+        let items = Arc::new(ArrayQueue::new(settings.max_queue_size.max(1)));
         let (control_tx, control_rx) = unbounded();
+        let wake_pending = Arc::new(AtomicBool::new(false));
         let worker = Worker {
-            items: items_rx,
+            items: Arc::clone(&items),
             control: control_rx,
+            wake_pending: Arc::clone(&wake_pending),
             settings,
             stats: stats.clone(),
             export,
@@ -112,8 +124,10 @@ impl<T: Send + 'static> BatchQueue<T> {
             .spawn(move || worker.run())?;
         health.queue_capacity(health_signal(signal), settings.max_queue_size as u64);
         Ok(Self {
-            items: items_tx,
+            items,
             control: control_tx,
+            wake_pending,
+            batch_size: settings.max_export_batch_size.max(1),
             stats,
             signal,
             health,
@@ -123,11 +137,16 @@ impl<T: Send + 'static> BatchQueue<T> {
 
     /// Enqueues without blocking; a full queue drops the item and counts it.
     pub(crate) fn push(&self, item: T) {
-        match self.items.try_send(item) {
+        match self.items.push(item) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                if self.items.len() >= self.batch_size
+                    && !self.wake_pending.swap(true, Ordering::AcqRel)
+                {
+                    let _ = self.control.send(Control::Wake);
+                }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(_) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 self.health.dropped(health_signal(self.signal), 1);
             }
@@ -169,8 +188,9 @@ impl<T: Send + 'static> BatchQueue<T> {
 }
 
 struct Worker<T> {
-    items: Receiver<T>,
+    items: Arc<ArrayQueue<T>>,
     control: Receiver<Control>,
+    wake_pending: Arc<AtomicBool>,
     settings: BatchSettings,
     stats: Arc<SignalStats>,
     export: ExportFn<T>,
@@ -180,40 +200,36 @@ struct Worker<T> {
 
 impl<T> Worker<T> {
     fn run(mut self) {
-        let max = self.settings.max_export_batch_size;
+        let max = self.settings.max_export_batch_size.max(1);
         let mut batch: Vec<T> = Vec::with_capacity(max);
         let mut next_flush = Instant::now() + self.settings.schedule_delay;
         loop {
             let wait = next_flush.saturating_duration_since(Instant::now());
-            crossbeam_channel::select! {
-                recv(self.items) -> item => match item {
-                    Ok(item) => {
-                        batch.push(item);
-                        if batch.len() >= max {
-                            self.export_batch(&mut batch, None);
-                            next_flush = Instant::now() + self.settings.schedule_delay;
-                        }
-                    }
-                    Err(_) => {
+            match self.control.recv_timeout(wait) {
+                Ok(Control::Wake) => {
+                    self.wake_pending.store(false, Ordering::Release);
+                    // Full batches only; a partial one waits for the timer.
+                    while self.items.len() >= max {
+                        self.fill(&mut batch);
                         self.export_batch(&mut batch, None);
-                        return;
                     }
-                },
-                recv(self.control) -> msg => match msg {
-                    Ok(Control::Flush(done)) => {
-                        self.drain(&mut batch, None);
-                        let _ = done.send(());
-                    }
-                    Ok(Control::Shutdown(deadline, done)) => {
-                        self.drain(&mut batch, Some(deadline));
-                        let _ = done.send(());
-                        return;
-                    }
-                    Err(_) => return,
-                },
-                default(wait) => {
-                    self.export_batch(&mut batch, None);
+                }
+                Ok(Control::Flush(done)) => {
+                    self.drain(&mut batch, None);
+                    let _ = done.send(());
+                }
+                Ok(Control::Shutdown(deadline, done)) => {
+                    self.drain(&mut batch, Some(deadline));
+                    let _ = done.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    self.drain(&mut batch, None);
                     next_flush = Instant::now() + self.settings.schedule_delay;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.drain(&mut batch, None);
+                    return;
                 }
             }
             self.health
@@ -221,24 +237,31 @@ impl<T> Worker<T> {
         }
     }
 
+    /// Moves up to one batch from the queue into `batch`.
+    fn fill(&mut self, batch: &mut Vec<T>) {
+        while batch.len() < self.settings.max_export_batch_size.max(1) {
+            match self.items.pop() {
+                Some(item) => batch.push(item),
+                None => break,
+            }
+        }
+    }
+
     /// Exports everything queued, in batches, until the queue is empty or the
     /// deadline passes (what is left is counted as not delivered).
     fn drain(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
         loop {
-            while batch.len() < self.settings.max_export_batch_size {
-                match self.items.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
+            self.fill(batch);
             if batch.is_empty() {
                 return;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                let left = batch.len() as u64 + self.items.len() as u64;
-                self.stats.failed.fetch_add(left, Ordering::Relaxed);
+                let mut left = batch.len() as u64;
                 batch.clear();
-                while self.items.try_recv().is_ok() {}
+                while self.items.pop().is_some() {
+                    left += 1;
+                }
+                self.stats.failed.fetch_add(left, Ordering::Relaxed);
                 return;
             }
             self.export_batch(batch, deadline);
