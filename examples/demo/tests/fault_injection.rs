@@ -314,8 +314,8 @@ fn report(demo: &Demo) -> Report {
 }
 
 /// Every span of `requests` requests is either exported or reported
-/// undelivered; each request logs two records (the handler's and
-/// `request completed`), plus a few start-up and shutdown lines.
+/// undelivered; each request exports one log record (the handler's; the
+/// access log is printed, not exported), plus a few start-up and shutdown lines.
 fn assert_report_adds_up(r: &Report, requests: usize) {
     assert_eq!(
         r.spans_exported + r.spans_undelivered,
@@ -325,7 +325,7 @@ fn assert_report_adds_up(r: &Report, requests: usize) {
     let logs = r.logs_exported + r.logs_undelivered;
     let requests = requests as u64;
     assert!(
-        (2 * requests..=2 * requests + 10).contains(&logs),
+        (requests..=requests + 10).contains(&logs),
         "{logs} log records for {requests} requests: {r:?}"
     );
 }
@@ -611,10 +611,13 @@ async fn slow_collector(run: Duration, hang: Duration) -> String {
         p99 <= base_p99 * 5 + Duration::from_millis(20),
         "p99 {p99:?} with a slow collector, {base_p99:?} without export"
     );
+    // A stall is excused only when the no-export demo stalled as long: the
+    // machine, not the exporter.
     assert!(
-        with_export.max() < REQUEST_BOUND,
-        "slowest request {:?}",
-        with_export.max()
+        with_export.max() < REQUEST_BOUND || with_export.max() <= without.max() * 2,
+        "slowest request {:?} with a slow collector, {:?} without export",
+        with_export.max(),
+        without.max()
     );
 
     // The collector really was slow for the exporter: requests hung, and
