@@ -16,22 +16,40 @@ import sys
 def has(stack, *needles):
     return any(n in f for f in stack for n in needles)
 
+# Inside the access-log event the layers' generic frames name each other's
+# types, so the event is split by the leaf-most frame that belongs to one of them.
+ACCESS_LOG_PARTS = [
+    ("json", lambda f: any(x in f for x in ("fmt_layer", "JsonEscaper", "telemetry_init::logs::json",
+                                            "NonBlocking", "tracing_appender"))),
+    ("otlp", lambda f: f.startswith(("<opentelemetry_appender_tracing", "opentelemetry_appender_tracing"))
+             or any(x in f for x in ("opentelemetry_sdk::logs", "QueueLogProcessor", "SdkLogger", "LogRecord"))),
+    ("other", lambda f: any(x in f for x in ("EnvFilter", "filter::env", "Registry", "sharded_slab",
+                                             "span_data", "CorrelationLayer", "correlation"))),
+]
+
+def access_log_part(stack):
+    for f in stack:
+        for label, pred in ACCESS_LOG_PARTS:
+            if pred(f):
+                return label
+    return "other"
+
 # (label, predicate(comm, stack)); the first match wins.
 RULES = [
     # Background threads of telemetry-init (off the request path, same core).
-    ("bg: OTLP export runtime (tonic/h2 client, gRPC framing, syscalls)",
+    ("bg: OTLP export runtime (prost encoding, tonic/h2 client, syscalls)",
      lambda c, s: c.startswith("telemetry-expor")),
-    ("bg: span batch thread (SpanData -> protobuf encoding, queue)",
+    ("bg: span batch thread (SpanData -> OTLP proto structs, queue)",
      lambda c, s: c.startswith("telemetry-trace")),
-    ("bg: log batch thread (log records -> protobuf encoding, queue)",
+    ("bg: log batch thread (log records -> OTLP proto structs, queue)",
      lambda c, s: c.startswith("telemetry-logs")),
     ("bg: stdout writer thread", lambda c, s: c.startswith("telemetry-stdou")),
     ("bg: other threads", lambda c, s: not c.startswith("tokio-rt-worker")),
     # The request worker.
     ("access log: JSON line (fmt layer, escaping, hand-off to the writer)",
-     lambda c, s: has(s, "access_log") and has(s, "fmt_layer", "telemetry_init::logs::json", "NonBlocking", "JsonEscaper")),
+     lambda c, s: has(s, "access_log") and access_log_part(s) == "json"),
     ("access log: OTLP log record (appender bridge, attributes, queue send)",
-     lambda c, s: has(s, "access_log") and has(s, "OpenTelemetryTracingBridge")),
+     lambda c, s: has(s, "access_log") and access_log_part(s) == "otlp"),
     ("access log: dispatch, filters, correlation ids",
      lambda c, s: has(s, "access_log")),
     ("span end: close, OTel layer on_close -> SpanData -> queue",
