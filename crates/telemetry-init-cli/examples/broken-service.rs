@@ -60,7 +60,11 @@ async fn hello(State(s): State<AppState>) -> &'static str {
 
 async fn chain(State(s): State<AppState>, headers: HeaderMap) -> (axum::http::StatusCode, String) {
     match s.mode {
-        Mode::NoTraceIds => stdout_line("calling downstream"),
+        Mode::NoTraceIds => {
+            // Exported (correlated) as usual; only the stdout line is broken.
+            tracing::info!("calling downstream");
+            stdout_line("calling downstream");
+        }
         Mode::LeakSecret => {
             let auth = headers
                 .get("authorization")

@@ -45,6 +45,8 @@ fn env() -> &'static Env {
         let guard = telemetry_init::builder()
             .service_name(SERVICE_NAME)
             .stdout_filter("warn")
+            // Export the access log too (off by default), to check it.
+            .export_filter("info")
             .otlp_endpoint(receiver.grpc_endpoint())
             .span_batch(fast)
             .log_batch(fast)

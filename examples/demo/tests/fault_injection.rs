@@ -40,6 +40,15 @@ const STALL_BOUND: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------- helpers
 
+/// An HTTP client whose requests cannot hang the test: a request that took
+/// 30 s fails it.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// One GET that must answer 200 with a body; returns its latency.
 async fn get(client: &reqwest::Client, url: &str) -> Result<Duration, String> {
     let started = Instant::now();
@@ -421,7 +430,7 @@ async fn killed_and_restarted(cycles: usize, up: Duration, down: Duration) -> St
         ("OTEL_BLRP_SCHEDULE_DELAY", "50"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
     ]);
-    let client = reqwest::Client::new();
+    let client = client();
 
     // Load in the background, tagged with the phase it was sent in: even
     // phases with a collector up, odd ones with it down.
@@ -594,7 +603,7 @@ async fn slow_collector(run: Duration, hang: Duration) -> String {
         })
     };
 
-    let client = reqwest::Client::new();
+    let client = client();
     let (mut with_export, mut without) = (Outcome::default(), Outcome::default());
     let started = Instant::now();
     let mut i = 0;
@@ -696,7 +705,7 @@ async fn memory_bounded(total: usize, every: usize) -> String {
         ("OTEL_BLRP_MAX_QUEUE_SIZE", "256"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
     ]);
-    let client = reqwest::Client::new();
+    let client = client();
     let port = demo.addr.port();
 
     let warm = load(&client, &demo, "", 0..WARMUP, 4).await;

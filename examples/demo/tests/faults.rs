@@ -60,7 +60,8 @@ fn assert_reported_undelivered(demo: &Demo) {
     assert_eq!(numbers[0], 0, "{line}");
     assert_eq!(numbers[1], N as u64, "{line}");
     assert_eq!(numbers[2], 0, "{line}");
-    assert!(numbers[3] >= 2 * N as u64, "{line}");
+    // One exported log record per request: the handler's.
+    assert!(numbers[3] >= N as u64, "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,10 +476,15 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         .get("RUST_LOG")
         .or_else(|| b.stdout_filter.clone())
         .unwrap_or_else(|| "info".to_string());
+    // By default the access log (target `telemetry_init::access`) is printed
+    // but not exported: the SERVER span carries the same method, route,
+    // status and duration, and exporting it would double the export volume
+    // (the largest cost of a request's telemetry). Any filter set in env or
+    // code replaces this default.
     let export_filter = env
         .get("TELEMETRY_EXPORT_FILTER")
         .or_else(|| b.export_filter.clone())
-        .unwrap_or_else(|| "info".to_string());
+        .unwrap_or_else(|| "info,telemetry_init::access=off".to_string());
     for (var, directives) in [
         ("RUST_LOG", &stdout_filter),
         ("TELEMETRY_EXPORT_FILTER", &export_filter),

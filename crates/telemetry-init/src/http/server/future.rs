@@ -103,7 +103,7 @@ impl Pending {
         let route = route_label(self.route.as_deref());
         if error.is_some() {
             tracing::warn!(
-                target: "telemetry_init::http",
+                target: "telemetry_init::access",
                 duration_ms,
                 http.request.method = self.method,
                 http.route = route,
@@ -113,7 +113,7 @@ impl Pending {
             );
         } else {
             tracing::info!(
-                target: "telemetry_init::http",
+                target: "telemetry_init::access",
                 duration_ms,
                 http.request.method = self.method,
                 http.route = route,
@@ -133,7 +133,7 @@ impl Pending {
             .map_or(("", ""), |(s, m)| (s.as_str(), m.as_str()));
         if error.is_some() {
             tracing::warn!(
-                target: "telemetry_init::http",
+                target: "telemetry_init::access",
                 duration_ms,
                 rpc.service = service,
                 rpc.method = method,
@@ -143,7 +143,7 @@ impl Pending {
             );
         } else {
             tracing::info!(
-                target: "telemetry_init::http",
+                target: "telemetry_init::access",
                 duration_ms,
                 rpc.service = service,
                 rpc.method = method,

@@ -207,6 +207,7 @@ where
             .and_then(RequestId::sanitize)
             .unwrap_or_else(RequestId::generate);
 
+        let opt = Optional::read(&req);
         let mut route_metrics = None;
         let span = if let Some((service, rpc_method)) = &grpc_names {
             tracing::info_span!(
@@ -220,11 +221,11 @@ where
                 rpc.method = rpc_method.as_str(),
                 rpc.grpc.status_code = tracing::field::Empty,
                 url.path = path.as_str(),
-                server.address = tracing::field::Empty,
-                server.port = tracing::field::Empty,
-                client.address = tracing::field::Empty,
+                server.address = opt.server_address,
+                server.port = opt.server_port,
+                client.address = opt.client_address.as_deref(),
                 network.protocol.version = attributes::protocol_version(req.version()),
-                user_agent.original = tracing::field::Empty,
+                user_agent.original = opt.user_agent,
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
             )
@@ -250,18 +251,18 @@ where
                 http.response.status_code = tracing::field::Empty,
                 url.path = path.as_str(),
                 url.scheme = req.uri().scheme_str().unwrap_or("http"),
-                url.query = tracing::field::Empty,
-                server.address = tracing::field::Empty,
-                server.port = tracing::field::Empty,
-                client.address = tracing::field::Empty,
+                url.query = opt.query.as_deref(),
+                server.address = opt.server_address,
+                server.port = opt.server_port,
+                client.address = opt.client_address.as_deref(),
                 network.protocol.version = attributes::protocol_version(req.version()),
-                user_agent.original = tracing::field::Empty,
+                user_agent.original = opt.user_agent,
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
             )
         };
-        record_optional(&span, &req);
 
+        drop(opt);
         let extracted = telemetry_init_propagation::extract(req.headers());
         if let Some(b) = &extracted.baggage {
             for key in &self.settings.baggage_allowlist {
@@ -292,35 +293,42 @@ where
     }
 }
 
-fn record_optional<B>(span: &tracing::Span, req: &Request<B>) {
-    if let Some(q) = req.uri().query() {
-        span.record("url.query", attributes::redact_query(q).as_ref());
-    }
-    if let Some(host) = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-    {
-        let (addr, port) = attributes::host_and_port(host);
-        span.record("server.address", addr);
-        if let Some(p) = port {
-            span.record("server.port", i64::from(p));
+/// Attributes read from the request before its span is created: every
+/// field set at creation costs one visit, every later `record` one more
+/// dispatch through all layers.
+struct Optional<'a> {
+    query: Option<std::borrow::Cow<'a, str>>,
+    server_address: Option<&'a str>,
+    server_port: Option<i64>,
+    user_agent: Option<&'a str>,
+    client_address: Option<String>,
+}
+
+impl<'a> Optional<'a> {
+    fn read<B>(req: &'a Request<B>) -> Self {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .map(attributes::host_and_port);
+        #[cfg(feature = "axum")]
+        let client_address = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string());
+        #[cfg(not(feature = "axum"))]
+        let client_address = None;
+        Self {
+            query: req.uri().query().map(attributes::redact_query),
+            server_address: host.map(|(a, _)| a),
+            server_port: host.and_then(|(_, p)| p).map(i64::from),
+            user_agent: req
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|h| h.to_str().ok()),
+            client_address,
         }
-    }
-    if let Some(ua) = req
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|h| h.to_str().ok())
-    {
-        span.record("user_agent.original", ua);
-    }
-    #[cfg(feature = "axum")]
-    if let Some(ci) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        span.record("client.address", tracing::field::display(ci.0.ip()));
     }
 }
 
