@@ -10,7 +10,8 @@ import re
 import statistics
 import sys
 
-VARIANTS = ["bare", "tracelayer", "peers", "telemetry-init"]
+VARIANTS = ["bare", "tracelayer", "peers", "telemetry-init",
+            "telemetry-init-logs-off", "telemetry-init-no-export"]
 # (key, header, format, better)
 METRICS = [
     ("cpu_us_per_req", "CPU µs/req", "{:.1f}"),

@@ -98,8 +98,17 @@ SINK_PID=$!
 SINK="$(wait_line "$WORK/sink.out" '^http://127\.0\.0\.1:[0-9]+$')"
 echo "   sink at $SINK" >&2
 
-VARIANTS=(bare tracelayer peers telemetry-init)
-binary_of() { [[ "$1" == telemetry-init ]] && echo ours || echo "$1"; }
+# VARIANTS="bare telemetry-init ..." (environment) runs a subset, or adds the
+# diagnostic variants telemetry-init-logs-off (OTEL_LOGS_EXPORTER=none) and
+# telemetry-init-no-export (no endpoint: nothing exported, ids still made).
+read -r -a VARIANTS <<<"${VARIANTS:-bare tracelayer peers telemetry-init}"
+for v in "${VARIANTS[@]}"; do
+  case "$v" in
+    bare|tracelayer|peers|telemetry-init|telemetry-init-logs-off|telemetry-init-no-export) ;;
+    *) echo "unknown variant $v" >&2; exit 2 ;;
+  esac
+done
+binary_of() { [[ "$1" == telemetry-init* ]] && echo ours || echo "$1"; }
 # The servers get a clean environment: nothing of the caller's OTEL_* or
 # RUST_LOG leaks in.
 env_of() {
@@ -110,6 +119,9 @@ env_of() {
              OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="$SINK" OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc ;;
     telemetry-init) echo "${common[@]}" OTEL_SERVICE_NAME=telemetry-init OTEL_TRACES_SAMPLER=always_on \
              OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" ;;
+    telemetry-init-logs-off) echo "${common[@]}" OTEL_SERVICE_NAME=telemetry-init OTEL_TRACES_SAMPLER=always_on \
+             OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" OTEL_LOGS_EXPORTER=none ;;
+    telemetry-init-no-export) echo "${common[@]}" OTEL_SERVICE_NAME=telemetry-init OTEL_TRACES_SAMPLER=always_on ;;
   esac
 }
 
