@@ -1,8 +1,8 @@
-//! Variant `telemetry-init`: the full stack exactly as a user sets it up.
-//! JSON access log line per request, one SERVER span per request exported over
-//! OTLP gRPC (the runner sets `OTEL_EXPORTER_OTLP_ENDPOINT` and
-//! `OTEL_TRACES_SAMPLER=always_on`), log records over OTLP, RED metrics on
-//! `/metrics` and over OTLP, W3C propagation.
+//! Variant `telemetry-init`: the full stack exactly as a user sets it up, with
+//! the library's defaults: JSON access log line per request, one SERVER span
+//! per request exported over OTLP gRPC (the runner sets
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_TRACES_SAMPLER=always_on`), log
+//! records and RED metrics over OTLP, `/metrics`, W3C propagation.
 
 use std::time::Duration;
 
