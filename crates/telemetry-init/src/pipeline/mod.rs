@@ -49,6 +49,25 @@ pub(crate) fn components(
     }
 }
 
+fn export_runtime(handle: Option<&Handle>) -> Result<Handle, Error> {
+    handle
+        .cloned()
+        .ok_or_else(|| Error::InvalidConfig("internal: OTLP export without a runtime".into()))
+}
+
+/// Runs one export on the export runtime, bounded by `timeout`.
+fn export_on<F>(handle: &Handle, timeout: Duration, export: F) -> batch::ExportResult
+where
+    F: std::future::Future<Output = OTelSdkResult> + Send,
+{
+    runtime::block_on(handle, async {
+        match tokio::time::timeout(timeout, export).await {
+            Ok(r) => r.map_err(ExportError::failed),
+            Err(_) => Err(ExportError::timeout(timeout)),
+        }
+    })
+}
+
 /// Builds the export function for spans, or `None` when traces are off.
 pub(crate) fn span_export(
     setting: &ExporterSetting,
@@ -64,18 +83,11 @@ pub(crate) fn span_export(
             Ok(())
         })),
         ExporterSetting::Otlp(s) => {
-            let handle = handle
-                .expect("an OTLP exporter always has a runtime")
-                .clone();
+            let handle = export_runtime(handle)?;
             let mut exporter = exporters::span_exporter(s, &handle)?;
             exporter.set_resource(resource);
             Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
-                runtime::block_on(&handle, async {
-                    match tokio::time::timeout(timeout, exporter.export(batch)).await {
-                        Ok(r) => r.map_err(ExportError::failed),
-                        Err(_) => Err(ExportError::timeout(timeout)),
-                    }
-                })
+                export_on(&handle, timeout, exporter.export(batch))
             }))
         }
     })
@@ -96,21 +108,13 @@ pub(crate) fn log_export(
             Ok(())
         })),
         ExporterSetting::Otlp(s) => {
-            let handle = handle
-                .expect("an OTLP exporter always has a runtime")
-                .clone();
+            let handle = export_runtime(handle)?;
             let mut exporter = exporters::log_exporter(s, &handle)?;
             exporter.set_resource(resource);
             Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
                 let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
                     batch.iter().map(|(r, s)| (r, s)).collect();
-                runtime::block_on(&handle, async {
-                    let fut = exporter.export(LogBatch::new(&refs));
-                    match tokio::time::timeout(timeout, fut).await {
-                        Ok(r) => r.map_err(ExportError::failed),
-                        Err(_) => Err(ExportError::timeout(timeout)),
-                    }
-                })
+                export_on(&handle, timeout, exporter.export(LogBatch::new(&refs)))
             }))
         }
     })
