@@ -6,16 +6,16 @@
 //! series, and client -> server propagation, checked on what a real OTLP
 //! receiver decoded.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
-use telemetry_init::config::BatchSettings;
 use telemetry_init::{ClientLayer, ServerLayer};
-use telemetry_init_testing::{OtlpReceiver, ReceivedSpan, SpanKind, StatusCode as Otel};
+use telemetry_init_testing::{ReceivedSpan, SpanKind, StatusCode as Otel};
 use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -26,38 +26,12 @@ use tracing::Instrument;
 
 const SERVICE_NAME: &str = "grpc-test";
 
-struct Env {
-    receiver: OtlpReceiver,
-    _guard: telemetry_init::TelemetryGuard,
-}
+use common::s;
 
-/// One telemetry installation per test binary (it is process-global).
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let receiver = OtlpReceiver::start_blocking().expect("receiver");
-        let fast = BatchSettings {
-            max_queue_size: 4096,
-            max_export_batch_size: 256,
-            schedule_delay: Duration::from_millis(50),
-            export_timeout: Duration::from_secs(5),
-        };
-        let guard = telemetry_init::builder()
-            .service_name(SERVICE_NAME)
-            .stdout_filter("warn")
-            // Export the access log too (off by default), to check it.
-            .export_filter("info")
-            .otlp_endpoint(receiver.grpc_endpoint())
-            .span_batch(fast)
-            .log_batch(fast)
-            .env_lookup(|_| None)
-            .install()
-            .expect("install");
-        Env {
-            receiver,
-            _guard: guard,
-        }
-    })
+use common::i;
+
+fn env() -> &'static common::Env {
+    common::env(SERVICE_NAME)
 }
 
 /// A hand-made gRPC service that fails every call with a trailers-only
@@ -158,28 +132,8 @@ async fn call_broken(channel: Channel, method: &str, rid: &str) -> tonic::Status
     .expect_err("Broken always fails")
 }
 
-/// The one server span carrying `request_id`.
 async fn span_for(request_id: &str) -> ReceivedSpan {
-    let rid = request_id.to_string();
-    let mut spans = env()
-        .receiver
-        .handle()
-        .wait_for_spans_where(1, Duration::from_secs(10), move |s| {
-            s.kind == SpanKind::Server
-                && s.attr("request_id").and_then(|v| v.as_str()) == Some(rid.as_str())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("no span for {request_id}: {e}"));
-    assert_eq!(spans.len(), 1, "one span per call: {spans:#?}");
-    spans.remove(0)
-}
-
-fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
-    span.attr(key).and_then(|v| v.as_str())
-}
-
-fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
-    span.attr(key).and_then(|v| v.as_i64())
+    common::server_span(env(), request_id).await
 }
 
 /// The attributes every server span of a gRPC call carries.

@@ -2,47 +2,19 @@
 //! until the handler returned the headers (tracing-opentelemetry ends a span
 //! at its last exit, so the layer has to enter it when the body ends).
 
+mod common;
+
 use std::convert::Infallible;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use telemetry_init::config::BatchSettings;
-use telemetry_init_testing::{OtlpReceiver, SpanKind};
+use telemetry_init_testing::SpanKind;
 
-struct Env {
-    receiver: OtlpReceiver,
-    _guard: telemetry_init::TelemetryGuard,
-}
-
-/// One telemetry installation per test binary (it is process-global).
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let receiver = OtlpReceiver::start_blocking().expect("receiver");
-        let fast = BatchSettings {
-            max_queue_size: 4096,
-            max_export_batch_size: 256,
-            schedule_delay: Duration::from_millis(50),
-            export_timeout: Duration::from_secs(5),
-        };
-        let guard = telemetry_init::builder()
-            .service_name("http-body-span-test")
-            .stdout_filter("warn")
-            .otlp_endpoint(receiver.grpc_endpoint())
-            .span_batch(fast)
-            .log_batch(fast)
-            .env_lookup(|_| None)
-            .install()
-            .expect("install");
-        Env {
-            receiver,
-            _guard: guard,
-        }
-    })
+fn env() -> &'static common::Env {
+    common::env("http-body-span-test")
 }
 
 /// Two chunks, the second 300 ms after the headers.

@@ -3,51 +3,23 @@
 //! propagation, request ids, the skip list, baggage and redaction, checked
 //! on what a real OTLP receiver decoded.
 
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use telemetry_init::config::BatchSettings;
-use telemetry_init_testing::{
-    OtlpReceiver, ReceivedLog, ReceivedSpan, SpanKind, StatusCode as Otel,
-};
+use telemetry_init_testing::{ReceivedLog, ReceivedSpan, StatusCode as Otel};
 use tower::ServiceExt;
 
-struct Env {
-    receiver: OtlpReceiver,
-    _guard: telemetry_init::TelemetryGuard,
-}
+use common::s;
 
-/// One telemetry installation per test binary (it is process-global).
-fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let receiver = OtlpReceiver::start_blocking().expect("receiver");
-        let fast = BatchSettings {
-            max_queue_size: 4096,
-            max_export_batch_size: 256,
-            schedule_delay: Duration::from_millis(50),
-            export_timeout: Duration::from_secs(5),
-        };
-        let guard = telemetry_init::builder()
-            .service_name("http-server-test")
-            .stdout_filter("warn")
-            // Export the access log too (off by default), to check it.
-            .export_filter("info")
-            .otlp_endpoint(receiver.grpc_endpoint())
-            .span_batch(fast)
-            .log_batch(fast)
-            .env_lookup(|_| None)
-            .install()
-            .expect("install");
-        Env {
-            receiver,
-            _guard: guard,
-        }
-    })
+use common::i;
+
+fn env() -> &'static common::Env {
+    common::env("http-server-test")
 }
 
 #[derive(Debug)]
@@ -110,28 +82,8 @@ async fn serve() -> String {
     format!("http://{addr}")
 }
 
-/// The one server span carrying `request_id`.
 async fn span_for(request_id: &str) -> ReceivedSpan {
-    let rid = request_id.to_string();
-    let mut spans = env()
-        .receiver
-        .handle()
-        .wait_for_spans_where(1, Duration::from_secs(10), move |s| {
-            s.kind == SpanKind::Server
-                && s.attr("request_id").and_then(|v| v.as_str()) == Some(rid.as_str())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("no span for {request_id}: {e}"));
-    assert_eq!(spans.len(), 1, "one span per request: {spans:#?}");
-    spans.remove(0)
-}
-
-fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
-    span.attr(key).and_then(|v| v.as_str())
-}
-
-fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
-    span.attr(key).and_then(|v| v.as_i64())
+    common::server_span(env(), request_id).await
 }
 
 async fn get_with(base: &str, path: &str, rid: &str) -> reqwest::Response {

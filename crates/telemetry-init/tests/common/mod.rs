@@ -1,0 +1,72 @@
+//! What the integration tests of this crate share: one telemetry
+//! installation per test binary (it is process-global), exporting fast to an
+//! in-process OTLP receiver, and lookups of the spans it received.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use telemetry_init::config::BatchSettings;
+use telemetry_init_testing::{OtlpReceiver, ReceivedSpan, SpanKind};
+
+pub struct Env {
+    pub receiver: OtlpReceiver,
+    _guard: telemetry_init::TelemetryGuard,
+}
+
+/// Installs telemetry for `service` on first use; every later call returns
+/// the same installation. The access log is exported too (it is off by
+/// default) so tests can check it; stdout shows warnings only.
+pub fn env(service: &'static str) -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let receiver = OtlpReceiver::start_blocking().expect("receiver");
+        let fast = BatchSettings {
+            max_queue_size: 4096,
+            max_export_batch_size: 256,
+            schedule_delay: Duration::from_millis(50),
+            export_timeout: Duration::from_secs(5),
+        };
+        let guard = telemetry_init::builder()
+            .service_name(service)
+            .stdout_filter("warn")
+            .export_filter("info")
+            .otlp_endpoint(receiver.grpc_endpoint())
+            .span_batch(fast)
+            .log_batch(fast)
+            .env_lookup(|_| None)
+            .install()
+            .expect("install");
+        Env {
+            receiver,
+            _guard: guard,
+        }
+    })
+}
+
+/// The one SERVER span carrying `request_id`, waiting up to 10 s for it.
+pub async fn server_span(env: &Env, request_id: &str) -> ReceivedSpan {
+    let rid = request_id.to_string();
+    let mut spans = env
+        .receiver
+        .handle()
+        .wait_for_spans_where(1, Duration::from_secs(10), move |s| {
+            s.kind == SpanKind::Server
+                && s.attr("request_id").and_then(|v| v.as_str()) == Some(rid.as_str())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("no span for {request_id}: {e}"));
+    assert_eq!(spans.len(), 1, "one span per request: {spans:#?}");
+    spans.remove(0)
+}
+
+/// A string attribute.
+pub fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
+    span.attr(key).and_then(|v| v.as_str())
+}
+
+/// An integer attribute.
+pub fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
+    span.attr(key).and_then(|v| v.as_i64())
+}
