@@ -48,7 +48,15 @@ bash scripts/prometheus-e2e.sh
 if [ "${SKIP_FUZZ:-0}" != "1" ] && [ -x crates/telemetry-init-propagation/fuzz/run.sh ]; then
   step "fuzz the header parsers (${FUZZ_SECONDS:-10}s per target)"
   cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
-  bash crates/telemetry-init-propagation/fuzz/run.sh "${FUZZ_SECONDS:-10}"
+  # libFuzzer is verbose: keep its output in a file, show the summary, and
+  # all of it when something fails.
+  fuzz_log=$(mktemp)
+  if ! bash crates/telemetry-init-propagation/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$fuzz_log" 2>&1; then
+    tail -n 80 "$fuzz_log"
+    echo "fuzzing failed (full log: $fuzz_log)"
+    exit 1
+  fi
+  grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
 fi
 
 step "cargo test (unit, integration and doc tests)"
