@@ -123,6 +123,20 @@ pub(crate) fn log_export(
 /// A log record with its scope, owned so it can wait in the queue.
 pub(crate) type LogItem = (SdkLogRecord, InstrumentationScope);
 
+/// `force_flush` as the SDK's processor traits want it.
+fn sdk_flush<T: Send + 'static>(queue: &BatchQueue<T>) -> OTelSdkResult {
+    queue
+        .flush(Duration::from_secs(30))
+        .map_err(OTelSdkError::InternalFailure)
+}
+
+/// `shutdown_with_timeout` as the SDK's processor traits want it.
+fn sdk_shutdown<T: Send + 'static>(queue: &BatchQueue<T>, timeout: Duration) -> OTelSdkResult {
+    queue
+        .shutdown(timeout)
+        .map_err(|_| OTelSdkError::Timeout(timeout))
+}
+
 /// Hands ended, sampled spans to the bounded queue.
 #[derive(Debug)]
 pub(crate) struct QueueSpanProcessor {
@@ -152,15 +166,11 @@ impl SpanProcessor for QueueSpanProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.queue
-            .flush(Duration::from_secs(30))
-            .map_err(OTelSdkError::InternalFailure)
+        sdk_flush(&self.queue)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.queue
-            .shutdown(timeout)
-            .map_err(|_| OTelSdkError::Timeout(timeout))
+        sdk_shutdown(&self.queue, timeout)
     }
 }
 
@@ -189,15 +199,11 @@ impl LogProcessor for QueueLogProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.queue
-            .flush(Duration::from_secs(30))
-            .map_err(OTelSdkError::InternalFailure)
+        sdk_flush(&self.queue)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.queue
-            .shutdown(timeout)
-            .map_err(|_| OTelSdkError::Timeout(timeout))
+        sdk_shutdown(&self.queue, timeout)
     }
 }
 
