@@ -32,6 +32,20 @@ fn check_tls(signal: Signal, s: &OtlpSettings) -> Result<(), Error> {
     Ok(())
 }
 
+/// The trace client of our own OTLP/gRPC path (see `grpc_traces.rs`).
+pub(crate) fn grpc_trace_client(
+    s: &OtlpSettings,
+    handle: &Handle,
+) -> Result<super::grpc_traces::GrpcTraceClient, Error> {
+    check_tls(Signal::Traces, s)?;
+    let metadata = metadata(&s.headers).map_err(|message| Error::Exporter {
+        signal: Signal::Traces.as_str(),
+        message,
+    })?;
+    let _entered = handle.enter();
+    super::grpc_traces::GrpcTraceClient::new(s, metadata)
+}
+
 /// Generates one builder function per signal: the three OTLP exporter
 /// builders share their configuration traits but not a common type.
 macro_rules! exporter_fn {

@@ -3,7 +3,9 @@
 
 pub(crate) mod batch;
 mod exporters;
+mod grpc_traces;
 pub(crate) mod runtime;
+mod span_encoder;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -82,6 +84,21 @@ pub(crate) fn span_export(
             }
             Ok(())
         })),
+        ExporterSetting::Otlp(s) if s.protocol == crate::config::Protocol::Grpc => {
+            let handle = export_runtime(handle)?;
+            let client = exporters::grpc_trace_client(s, &handle)?;
+            let mut encoder = span_encoder::SpanEncoder::new(resource);
+            Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
+                // Encoded here, on the batch thread; the runtime only sends.
+                let body = encoder.encode(&batch);
+                drop(batch);
+                runtime::block_on(&handle, async {
+                    tokio::time::timeout(timeout, client.export(body, timeout))
+                        .await
+                        .unwrap_or_else(|_| Err(ExportError::timeout(timeout)))
+                })
+            }))
+        }
         ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
             let mut exporter = exporters::span_exporter(s, &handle)?;
