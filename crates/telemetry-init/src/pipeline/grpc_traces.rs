@@ -41,12 +41,13 @@ impl GrpcTraceClient {
     /// Builds the client; must run inside the export runtime (tonic spawns
     /// the connection task there). Connects lazily, on the first export.
     pub(crate) fn new(s: &OtlpSettings, metadata: MetadataMap) -> Result<Self, Error> {
-        let endpoint = tonic::transport::Endpoint::from_shared(s.endpoint.clone()).map_err(|e| {
-            Error::Exporter {
-                signal: "traces",
-                message: format!("invalid endpoint {}: {e}", s.endpoint),
-            }
-        })?;
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(s.endpoint.clone()).map_err(|e| {
+                Error::Exporter {
+                    signal: "traces",
+                    message: format!("invalid endpoint {}: {e}", s.endpoint),
+                }
+            })?;
         let channel = endpoint.timeout(s.timeout).connect_lazy();
         let mut grpc = tonic::client::Grpc::new(channel);
         if s.compression == Compression::Gzip {

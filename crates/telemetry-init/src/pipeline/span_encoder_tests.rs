@@ -24,7 +24,12 @@ fn cx(trace: u128, span: u64, state: TraceState, remote: bool) -> SpanContext {
 fn span(n: u64, scope: &InstrumentationScope) -> SpanData {
     let start = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789 + n);
     SpanData {
-        span_context: cx(0xabcdef + u128::from(n), 0x1234 + n, TraceState::NONE, false),
+        span_context: cx(
+            0xabcdef + u128::from(n),
+            0x1234 + n,
+            TraceState::NONE,
+            false,
+        ),
         parent_span_id: SpanId::INVALID,
         parent_span_is_remote: false,
         span_kind: SpanKind::Server,
@@ -84,12 +89,14 @@ fn rich_span(scope: &InstrumentationScope) -> SpanData {
         vec![KeyValue::new("link.kind", "follows")],
         1,
     ));
-    s.links.links.push(opentelemetry::trace::Link::with_context(cx(
-        9,
-        10,
-        TraceState::NONE,
-        false,
-    )));
+    s.links
+        .links
+        .push(opentelemetry::trace::Link::with_context(cx(
+            9,
+            10,
+            TraceState::NONE,
+            false,
+        )));
     s.links.dropped_count = 5;
     s.status = Status::error("it broke");
     s
