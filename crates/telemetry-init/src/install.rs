@@ -7,8 +7,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::FilterExt;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::filter::{FilterExt, Targets};
+use tracing_subscriber::layer::{Filter, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat, Propagator};
@@ -22,6 +23,30 @@ use crate::{Error, TelemetryHandle, metrics_export};
 /// (opentelemetry-rust #2877).
 const TRANSPORT_OFF: &str = "hyper=off,hyper_util=off,h2=off,tonic=off,tower=off,reqwest=off,\
                              opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+
+/// A per-layer filter for `directives` (`EnvFilter` syntax).
+///
+/// Why not always `EnvFilter`: it takes a lock on every span enter, exit and
+/// close to serve span-scoped directives (`[span]`, `{field=…}`) even when
+/// there are none, which is a measurable part of a request's telemetry cost.
+/// `Targets` applies static `target=level` directives with the same
+/// most-specific-wins rules and no span hooks, so it serves every filter
+/// without span-scoped parts; `EnvFilter` serves the rest.
+fn level_filter<S>(directives: &str) -> Result<Box<dyn Filter<S> + Send + Sync>, Error>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let d = directives.trim();
+    if !d.is_empty() && !d.contains(['[', '{']) {
+        if let Ok(targets) = d.parse::<Targets>() {
+            return Ok(Box::new(targets));
+        }
+    }
+    EnvFilter::builder()
+        .parse(d)
+        .map(|f| Box::new(f) as Box<dyn Filter<S> + Send + Sync>)
+        .map_err(|e| Error::InvalidConfig(e.to_string()))
+}
 
 pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     let needs_runtime = [&config.traces, &config.logs, &config.metrics]
@@ -139,14 +164,8 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
 
     let (stdout, stdout_guard) = BufferedStdout::start()?;
 
-    let stdout_filter = EnvFilter::builder()
-        .parse(&config.stdout_filter)
-        .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    let export_filter = || {
-        EnvFilter::builder()
-            .parse(format!("{},{TRANSPORT_OFF}", config.export_filter))
-            .map_err(|e| Error::InvalidConfig(e.to_string()))
-    };
+    let stdout_filter = level_filter(&config.stdout_filter)?;
+    let export_directives = format!("{},{TRANSPORT_OFF}", config.export_filter);
 
     let fmt_layer = match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -176,14 +195,14 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     // and the per-event cost, so the trace layer only sees spans.
     let otel_layer = match otel_layer {
         Some(l) => Some(l.with_filter(
-            export_filter()?.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_span())),
+            level_filter(&export_directives)?.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_span())),
         )),
         None => None,
     };
     let log_bridge = match &logger_provider {
         Some(lp) => Some(
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(lp)
-                .with_filter(export_filter()?),
+                .with_filter(level_filter(&export_directives)?),
         ),
         None => None,
     };
