@@ -37,10 +37,11 @@ where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
 {
     let d = directives.trim();
-    if !d.is_empty() && !d.contains(['[', '{']) {
-        if let Ok(targets) = d.parse::<Targets>() {
-            return Ok(Box::new(targets));
-        }
+    if !d.is_empty()
+        && !d.contains(['[', '{'])
+        && let Ok(targets) = d.parse::<Targets>()
+    {
+        return Ok(Box::new(targets));
     }
     EnvFilter::builder()
         .parse(d)
@@ -194,9 +195,12 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     // ids; copying them into span events as well would double the volume
     // and the per-event cost, so the trace layer only sees spans.
     let otel_layer = match otel_layer {
-        Some(l) => Some(l.with_filter(
-            level_filter(&export_directives)?.and(tracing_subscriber::filter::filter_fn(|meta| meta.is_span())),
-        )),
+        Some(l) => Some(
+            l.with_filter(
+                level_filter(&export_directives)?
+                    .and(tracing_subscriber::filter::filter_fn(|meta| meta.is_span())),
+            ),
+        ),
         None => None,
     };
     let log_bridge = match &logger_provider {

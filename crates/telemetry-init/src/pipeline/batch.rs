@@ -6,10 +6,14 @@
 //! on our own runtime whatever runtime the service uses. The request thread
 //! only does a `try_send` into a bounded channel.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::ArrayQueue;
@@ -55,9 +59,29 @@ impl ExportError {
 /// How one export attempt went.
 pub(crate) type ExportResult = Result<(), ExportError>;
 
+/// An export still running, to be driven on the export runtime.
+pub(crate) type ExportFuture = Pin<Box<dyn Future<Output = ExportResult> + Send>>;
+
+/// A started export: finished already (console), or a future for the
+/// export runtime, which the worker does not wait for.
+pub(crate) enum Export {
+    Done(ExportResult),
+    Spawn(Handle, ExportFuture),
+}
+
 /// The export side: called on the worker thread with a batch and the longest
 /// time it may take.
-pub(crate) type ExportFn<T> = Box<dyn FnMut(Vec<T>, Duration) -> ExportResult + Send>;
+pub(crate) type ExportFn<T> = Box<dyn FnMut(Vec<T>, Duration) -> Export + Send>;
+
+/// How many exports of one signal may be on the wire at once.
+///
+/// Why more than one: while an export waits for the collector's answer
+/// (and for HTTP/2 flow-control window updates on large batches), the
+/// queue keeps filling; with one export at a time, a collector a few
+/// milliseconds away made a 2048-span queue overflow at ~50 k spans/s.
+/// Two keeps encoding and sending overlapped; memory stays bounded by the
+/// queue plus two batches.
+pub(crate) const MAX_IN_FLIGHT: usize = 2;
 
 enum Control {
     /// The queue holds a full batch: export it now rather than at the timer.
@@ -114,10 +138,13 @@ impl<T: Send + 'static> BatchQueue<T> {
             control: control_rx,
             wake_pending: Arc::clone(&wake_pending),
             settings,
-            stats: stats.clone(),
             export,
-            signal,
-            health: health.clone(),
+            accounting: Arc::new(Accounting {
+                stats: stats.clone(),
+                signal,
+                health: health.clone(),
+            }),
+            in_flight: Arc::default(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("telemetry-{}", signal.as_str()))
@@ -192,10 +219,92 @@ struct Worker<T> {
     control: Receiver<Control>,
     wake_pending: Arc<AtomicBool>,
     settings: BatchSettings,
-    stats: Arc<SignalStats>,
     export: ExportFn<T>,
+    accounting: Arc<Accounting>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Records how exports ended; shared with exports still on the runtime.
+struct Accounting {
+    stats: Arc<SignalStats>,
     signal: Signal,
     health: PipelineHealth,
+}
+
+impl Accounting {
+    fn finished(&self, n: u64, started: Instant, result: ExportResult) {
+        let signal = health_signal(self.signal);
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                self.stats.exported.fetch_add(n, Ordering::Relaxed);
+                self.health.exported(signal, n);
+                self.health.export_duration(signal, seconds, None);
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                *self
+                    .stats
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.message);
+                self.health.failed(signal, n, e.error_type);
+                self.health
+                    .export_duration(signal, seconds, Some(e.error_type));
+            }
+        }
+    }
+}
+
+/// Counts exports running on the runtime, so the worker can cap them and
+/// wait for them at flush and shutdown.
+#[derive(Default)]
+struct InFlight {
+    count: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl InFlight {
+    /// Waits for the count to drop to `max - 1` or below, then takes a slot;
+    /// `false` if `deadline` passed first.
+    fn acquire(&self, max: usize, deadline: Instant) -> bool {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n >= max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = self
+                .changed
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no export is running or `deadline` passes.
+    fn wait_idle(&self, deadline: Instant) {
+        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            n = self
+                .changed
+                .wait_timeout(n, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 impl<T> Worker<T> {
@@ -216,10 +325,12 @@ impl<T> Worker<T> {
                 }
                 Ok(Control::Flush(done)) => {
                     self.drain(&mut batch, None);
+                    self.in_flight.wait_idle(Instant::now() + self.bound());
                     let _ = done.send(());
                 }
                 Ok(Control::Shutdown(deadline, done)) => {
                     self.drain(&mut batch, Some(deadline));
+                    self.in_flight.wait_idle(deadline);
                     let _ = done.send(());
                     return;
                 }
@@ -229,11 +340,14 @@ impl<T> Worker<T> {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.drain(&mut batch, None);
+                    self.in_flight.wait_idle(Instant::now() + self.bound());
                     return;
                 }
             }
-            self.health
-                .queue_size(health_signal(self.signal), self.items.len() as u64);
+            self.accounting.health.queue_size(
+                health_signal(self.accounting.signal),
+                self.items.len() as u64,
+            );
         }
     }
 
@@ -261,11 +375,20 @@ impl<T> Worker<T> {
                 while self.items.pop().is_some() {
                     left += 1;
                 }
-                self.stats.failed.fetch_add(left, Ordering::Relaxed);
+                self.accounting
+                    .stats
+                    .failed
+                    .fetch_add(left, Ordering::Relaxed);
                 return;
             }
             self.export_batch(batch, deadline);
         }
+    }
+
+    /// The longest any one export can run: its own timeout, plus slack for
+    /// a runtime too busy to notice the timer at once.
+    fn bound(&self) -> Duration {
+        self.settings.export_timeout + Duration::from_secs(1)
     }
 
     fn export_batch(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
@@ -277,35 +400,57 @@ impl<T> Worker<T> {
         if let Some(d) = deadline {
             timeout = timeout.min(d.saturating_duration_since(Instant::now()));
         }
+        // A free export slot first: this is where a slow collector holds the
+        // worker back, while the queue in front of it absorbs (then drops).
+        let slot_deadline = Instant::now() + self.bound();
+        if !self.in_flight.acquire(
+            MAX_IN_FLIGHT,
+            deadline.map_or(slot_deadline, |d| d.min(slot_deadline)),
+        ) {
+            self.accounting
+                .finished(n, Instant::now(), Err(ExportError::timeout(timeout)));
+            batch.clear();
+            return;
+        }
         let items = std::mem::replace(
             batch,
             Vec::with_capacity(self.settings.max_export_batch_size),
         );
-        let signal = health_signal(self.signal);
         // Processed without error: handed to the exporter (drops are counted
         // with error.type=queue_full where they happen).
-        self.health.processed(signal, n);
+        self.accounting
+            .health
+            .processed(health_signal(self.accounting.signal), n);
         let started = Instant::now();
-        let result = (self.export)(items, timeout);
-        let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(()) => {
-                self.stats.exported.fetch_add(n, Ordering::Relaxed);
-                self.health.exported(signal, n);
-                self.health.export_duration(signal, seconds, None);
+        match (self.export)(items, timeout) {
+            Export::Done(result) => {
+                self.accounting.finished(n, started, result);
+                self.in_flight.release();
             }
-            Err(e) => {
-                self.stats.failed.fetch_add(n, Ordering::Relaxed);
-                *self
-                    .stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.message);
-                self.health.failed(signal, n, e.error_type);
-                self.health
-                    .export_duration(signal, seconds, Some(e.error_type));
+            Export::Spawn(handle, future) => {
+                let accounting = Arc::clone(&self.accounting);
+                let in_flight = Arc::clone(&self.in_flight);
+                // Released even if the runtime drops the task unfinished.
+                let slot = SlotGuard(in_flight);
+                handle.spawn(async move {
+                    let result = match tokio::time::timeout(timeout, future).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ExportError::timeout(timeout)),
+                    };
+                    accounting.finished(n, started, result);
+                    drop(slot);
+                });
             }
         }
+    }
+}
+
+/// Gives an export slot back when dropped.
+struct SlotGuard(Arc<InFlight>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 
@@ -349,7 +494,7 @@ mod tests {
             stats.clone(),
             Box::new(move |b: Vec<u32>, _| {
                 s.lock().unwrap().push(b.len());
-                Ok(())
+                Export::Done(Ok(()))
             }),
             health(),
         )
@@ -376,7 +521,7 @@ mod tests {
             stats.clone(),
             Box::new(move |_b: Vec<u32>, _| {
                 let _ = block_rx.recv_timeout(Duration::from_secs(2));
-                Err(ExportError::failed("collector down"))
+                Export::Done(Err(ExportError::failed("collector down")))
             }),
             health(),
         )
@@ -407,7 +552,7 @@ mod tests {
             Box::new(move |_b: Vec<u32>, _timeout| {
                 // An exporter that ignores its timeout entirely.
                 std::thread::sleep(Duration::from_secs(30));
-                Ok(())
+                Export::Done(Ok(()))
             }),
             health(),
         )
@@ -417,5 +562,54 @@ mod tests {
         let started = Instant::now();
         assert!(q.shutdown(Duration::from_millis(300)).is_err());
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn spawned_exports_overlap_up_to_the_cap_and_flush_waits_for_them() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let running = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (r, p) = (running.clone(), peak.clone());
+        let stats = Arc::new(SignalStats::default());
+        let q = BatchQueue::start(
+            Signal::Traces,
+            BatchSettings {
+                max_queue_size: 1000,
+                max_export_batch_size: 10,
+                schedule_delay: Duration::from_secs(3600),
+                export_timeout: Duration::from_secs(5),
+            },
+            stats.clone(),
+            Box::new(move |b: Vec<u32>, _| {
+                let (r, p) = (r.clone(), p.clone());
+                Export::Spawn(
+                    handle.clone(),
+                    Box::pin(async move {
+                        let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                        p.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        r.fetch_sub(1, Ordering::SeqCst);
+                        assert_eq!(b.len(), 10);
+                        Ok(())
+                    }),
+                )
+            }),
+            health(),
+        )
+        .unwrap();
+        for i in 0..100 {
+            q.push(i);
+        }
+        q.flush(Duration::from_secs(10)).unwrap();
+        // Flush returned only once every spawned export had finished.
+        assert_eq!(stats.exported.load(Ordering::Relaxed), 100);
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_IN_FLIGHT as u64);
+        q.shutdown(Duration::from_secs(5)).unwrap();
     }
 }

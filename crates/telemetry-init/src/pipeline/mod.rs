@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::config::{BatchSettings, ExporterSetting, Signal};
-use batch::{BatchQueue, ExportError, ExportFn, SignalStats};
+use batch::{BatchQueue, Export, ExportError, ExportFn, SignalStats};
 use telemetry_init_metrics::PipelineHealth;
 
 pub(crate) use exporters::metric_exporter;
@@ -57,17 +57,9 @@ fn export_runtime(handle: Option<&Handle>) -> Result<Handle, Error> {
         .ok_or_else(|| Error::InvalidConfig("internal: OTLP export without a runtime".into()))
 }
 
-/// Runs one export on the export runtime, bounded by `timeout`.
-fn export_on<F>(handle: &Handle, timeout: Duration, export: F) -> batch::ExportResult
-where
-    F: std::future::Future<Output = OTelSdkResult> + Send,
-{
-    runtime::block_on(handle, async {
-        match tokio::time::timeout(timeout, export).await {
-            Ok(r) => r.map_err(ExportError::failed),
-            Err(_) => Err(ExportError::timeout(timeout)),
-        }
-    })
+/// An SDK exporter's result as ours.
+fn sdk_result(r: OTelSdkResult) -> batch::ExportResult {
+    r.map_err(ExportError::failed)
 }
 
 /// Builds the export function for spans, or `None` when traces are off.
@@ -82,29 +74,34 @@ pub(crate) fn span_export(
             for span in &batch {
                 eprintln!("{}", console_span(span));
             }
-            Ok(())
+            Export::Done(Ok(()))
         })),
         ExporterSetting::Otlp(s) if s.protocol == crate::config::Protocol::Grpc => {
             let handle = export_runtime(handle)?;
-            let client = exporters::grpc_trace_client(s, &handle)?;
+            let client = Arc::new(exporters::grpc_trace_client(s, &handle)?);
             let mut encoder = span_encoder::SpanEncoder::new(resource);
             Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
                 // Encoded here, on the batch thread; the runtime only sends.
                 let body = encoder.encode(&batch);
                 drop(batch);
-                runtime::block_on(&handle, async {
-                    tokio::time::timeout(timeout, client.export(body, timeout))
-                        .await
-                        .unwrap_or_else(|_| Err(ExportError::timeout(timeout)))
-                })
+                let client = Arc::clone(&client);
+                Export::Spawn(
+                    handle.clone(),
+                    Box::pin(async move { client.export(body, timeout).await }),
+                )
             }))
         }
         ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
             let mut exporter = exporters::span_exporter(s, &handle)?;
             exporter.set_resource(resource);
-            Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
-                export_on(&handle, timeout, exporter.export(batch))
+            let exporter = Arc::new(exporter);
+            Some(Box::new(move |batch: Vec<SpanData>, _| {
+                let exporter = Arc::clone(&exporter);
+                Export::Spawn(
+                    handle.clone(),
+                    Box::pin(async move { sdk_result(exporter.export(batch).await) }),
+                )
             }))
         }
     })
@@ -122,16 +119,23 @@ pub(crate) fn log_export(
             for (record, _) in &batch {
                 eprintln!("{}", console_log(record));
             }
-            Ok(())
+            Export::Done(Ok(()))
         })),
         ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
             let mut exporter = exporters::log_exporter(s, &handle)?;
             exporter.set_resource(resource);
-            Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
-                let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-                    batch.iter().map(|(r, s)| (r, s)).collect();
-                export_on(&handle, timeout, exporter.export(LogBatch::new(&refs)))
+            let exporter = Arc::new(exporter);
+            Some(Box::new(move |batch: Vec<LogItem>, _| {
+                let exporter = Arc::clone(&exporter);
+                Export::Spawn(
+                    handle.clone(),
+                    Box::pin(async move {
+                        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+                            batch.iter().map(|(r, s)| (r, s)).collect();
+                        sdk_result(exporter.export(LogBatch::new(&refs)).await)
+                    }),
+                )
             }))
         }
     })
