@@ -10,7 +10,7 @@
 //! buffer. The bytes are identical to what the SDK path produces; a test
 //! below compares them for spans with every kind of field.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use opentelemetry::trace::{SpanId, Status, TraceState};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
@@ -24,19 +24,20 @@ pub(crate) struct SpanEncoder {
     /// The `Resource` message, encoded once.
     resource: Vec<u8>,
     resource_schema_url: String,
-    buf: BytesMut,
+    /// The previous request's size, to allocate the next one at once.
+    last_len: usize,
 }
 
 impl SpanEncoder {
     pub(crate) fn new(resource: &Resource) -> Self {
-        let mut r = BytesMut::new();
+        let mut r = Vec::new();
         for (k, v) in resource.iter() {
             message(&mut r, 1, |b| key_value(b, k.as_str(), v));
         }
         Self {
-            resource: r.to_vec(),
+            resource: r,
             resource_schema_url: resource.schema_url().unwrap_or_default().to_owned(),
-            buf: BytesMut::with_capacity(64 * 1024),
+            last_len: 64 * 1024,
         }
     }
 
@@ -53,8 +54,10 @@ impl SpanEncoder {
                 None => scopes.push((&span.instrumentation_scope, vec![span])),
             }
         }
-        let b = &mut self.buf;
-        b.clear();
+        // A fresh buffer per request: the previous one may still be on the
+        // wire. Sized from the last request so it rarely grows (and copies).
+        let mut buf = Vec::with_capacity(self.last_len + self.last_len / 8);
+        let b = &mut buf;
         let resource = &self.resource;
         let schema_url = &self.resource_schema_url;
         message(b, 1, |b| {
@@ -64,11 +67,12 @@ impl SpanEncoder {
             }
             string(b, 3, schema_url);
         });
-        b.split().freeze()
+        self.last_len = buf.len();
+        Bytes::from(buf)
     }
 }
 
-fn scope_spans(b: &mut BytesMut, scope: &InstrumentationScope, spans: &[&SpanData]) {
+fn scope_spans(b: &mut Vec<u8>, scope: &InstrumentationScope, spans: &[&SpanData]) {
     message(b, 1, |b| {
         string(b, 1, scope.name());
         string(b, 2, scope.version().unwrap_or_default());
@@ -82,7 +86,7 @@ fn scope_spans(b: &mut BytesMut, scope: &InstrumentationScope, spans: &[&SpanDat
     string(b, 3, scope.schema_url().unwrap_or_default());
 }
 
-fn encode_span(b: &mut BytesMut, s: &SpanData) {
+fn encode_span(b: &mut Vec<u8>, s: &SpanData) {
     let cx = &s.span_context;
     bytes_field(b, 1, &cx.trace_id().to_bytes());
     bytes_field(b, 2, &cx.span_id().to_bytes());
@@ -160,25 +164,25 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn trace_state(b: &mut BytesMut, tag: u32, ts: &TraceState) {
+fn trace_state(b: &mut Vec<u8>, tag: u32, ts: &TraceState) {
     if *ts != TraceState::NONE {
         string(b, tag, &ts.header());
     }
 }
 
-fn attributes(b: &mut BytesMut, tag: u32, kvs: &[KeyValue]) {
+fn attributes(b: &mut Vec<u8>, tag: u32, kvs: &[KeyValue]) {
     for kv in kvs {
         message(b, tag, |b| key_value(b, kv.key.as_str(), &kv.value));
     }
 }
 
-fn key_value(b: &mut BytesMut, key: &str, value: &Value) {
+fn key_value(b: &mut Vec<u8>, key: &str, value: &Value) {
     string(b, 1, key);
     message(b, 2, |b| any_value(b, value));
 }
 
 /// The body of an `AnyValue`: a oneof, so written even when it holds a default.
-fn any_value(b: &mut BytesMut, value: &Value) {
+fn any_value(b: &mut Vec<u8>, value: &Value) {
     match value {
         Value::String(s) => string_always(b, 1, s.as_str()),
         Value::Bool(v) => {
@@ -208,14 +212,14 @@ fn any_value(b: &mut BytesMut, value: &Value) {
     }
 }
 
-fn array_item(b: &mut BytesMut, v: Value) {
+fn array_item(b: &mut Vec<u8>, v: Value) {
     message(b, 1, |b| any_value(b, &v));
 }
 
 /// A length-delimited field whose body `f` writes in place: one byte is
 /// reserved for the length, and the body is shifted in the rare case the
 /// length needs more (bodies over 127 bytes). One pass, no size pre-compute.
-fn message(b: &mut BytesMut, tag: u32, f: impl FnOnce(&mut BytesMut)) {
+fn message(b: &mut Vec<u8>, tag: u32, f: impl FnOnce(&mut Vec<u8>)) {
     encode_key(tag, WireType::LengthDelimited, b);
     let at = b.len();
     b.put_u8(0);
@@ -231,43 +235,43 @@ fn message(b: &mut BytesMut, tag: u32, f: impl FnOnce(&mut BytesMut)) {
 }
 
 /// A proto3 string: omitted when empty.
-fn string(b: &mut BytesMut, tag: u32, s: &str) {
+fn string(b: &mut Vec<u8>, tag: u32, s: &str) {
     if !s.is_empty() {
         string_always(b, tag, s);
     }
 }
 
-fn string_always(b: &mut BytesMut, tag: u32, s: &str) {
+fn string_always(b: &mut Vec<u8>, tag: u32, s: &str) {
     bytes_field_always(b, tag, s.as_bytes());
 }
 
-fn bytes_field(b: &mut BytesMut, tag: u32, v: &[u8]) {
+fn bytes_field(b: &mut Vec<u8>, tag: u32, v: &[u8]) {
     if !v.is_empty() {
         bytes_field_always(b, tag, v);
     }
 }
 
-fn bytes_field_always(b: &mut BytesMut, tag: u32, v: &[u8]) {
+fn bytes_field_always(b: &mut Vec<u8>, tag: u32, v: &[u8]) {
     encode_key(tag, WireType::LengthDelimited, b);
     encode_varint(v.len() as u64, b);
     b.put_slice(v);
 }
 
-fn uint(b: &mut BytesMut, tag: u32, v: u64) {
+fn uint(b: &mut Vec<u8>, tag: u32, v: u64) {
     if v != 0 {
         encode_key(tag, WireType::Varint, b);
         encode_varint(v, b);
     }
 }
 
-fn fixed32(b: &mut BytesMut, tag: u32, v: u32) {
+fn fixed32(b: &mut Vec<u8>, tag: u32, v: u32) {
     if v != 0 {
         encode_key(tag, WireType::ThirtyTwoBit, b);
         b.put_u32_le(v);
     }
 }
 
-fn fixed64(b: &mut BytesMut, tag: u32, v: u64) {
+fn fixed64(b: &mut Vec<u8>, tag: u32, v: u64) {
     if v != 0 {
         encode_key(tag, WireType::SixtyFourBit, b);
         b.put_u64_le(v);
