@@ -212,7 +212,14 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     };
 
     let subscriber = tracing_subscriber::registry()
-        .with(CorrelationLayer)
+        // Filtered to its spans: an unfiltered layer is "always interested",
+        // which would switch on every `trace!` callsite of hyper, h2 and
+        // tonic (request path and export runtime) just to be ignored.
+        .with(
+            CorrelationLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_span() && meta.fields().field("request_id").is_some()
+            })),
+        )
         .with(otel_layer)
         .with(log_bridge)
         .with(fmt_layer);
