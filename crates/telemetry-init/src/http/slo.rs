@@ -147,52 +147,72 @@ pub(crate) fn status_label(code: u16) -> metrics::SharedString {
 /// registry (the facade's per-call path).
 #[derive(Debug, Default)]
 pub(crate) struct RouteCache {
-    routes: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<RouteMetrics>>>,
+    /// Keyed by the matched route (`""` when none matched), then by method:
+    /// a lookup borrows the route and allocates nothing.
+    routes:
+        std::sync::RwLock<std::collections::HashMap<Box<str>, Vec<std::sync::Arc<RouteMetrics>>>>,
 }
 
-/// Routes are templates, so the cache is small; past this many entries
-/// (something is wrong upstream) handles are simply not cached.
 const MAX_CACHED_ROUTES: usize = 4096;
-/// Distinct status codes cached per route.
 const MAX_CACHED_STATUSES: usize = 32;
 
 impl RouteCache {
-    /// The handles of `method route`; `key` is the span name, which already
-    /// identifies both.
+    /// The metric handles and span name of `method` on `route`.
     pub(crate) fn get(
         &self,
-        key: &str,
         method: &'static str,
-        route: &str,
+        route: Option<&str>,
     ) -> std::sync::Arc<RouteMetrics> {
-        if let Some(m) = self.routes.read().ok().and_then(|r| r.get(key).cloned()) {
+        let key = route.unwrap_or("");
+        let find =
+            |v: &Vec<std::sync::Arc<RouteMetrics>>| v.iter().find(|m| m.method == method).cloned();
+        if let Some(m) = self
+            .routes
+            .read()
+            .ok()
+            .and_then(|r| r.get(key).and_then(find))
+        {
             return m;
         }
         let fresh = std::sync::Arc::new(RouteMetrics::new(method, route));
         match self.routes.write() {
             Ok(mut w) if w.len() < MAX_CACHED_ROUTES => {
-                w.entry(key.into()).or_insert(fresh).clone()
+                let v = w.entry(key.into()).or_default();
+                match find(v) {
+                    Some(m) => m,
+                    None => {
+                        v.push(fresh.clone());
+                        fresh
+                    }
+                }
             }
             _ => fresh,
         }
     }
 }
 
-/// The handles of one route.
 #[derive(Debug)]
 pub(crate) struct RouteMetrics {
     method: &'static str,
-    route: Box<str>,
+    /// The `http.route` label: the template, or `unmatched`.
+    pub(crate) route: Box<str>,
+    /// The SERVER span's name: `{method} {route}`, or the method alone.
+    pub(crate) span_name: Box<str>,
     pub(crate) active: metrics::Gauge,
     durations: std::sync::RwLock<Vec<(u16, metrics::Histogram)>>,
 }
 
 impl RouteMetrics {
-    fn new(method: &'static str, route: &str) -> Self {
+    fn new(method: &'static str, route: Option<&str>) -> Self {
+        let label = route.unwrap_or(UNMATCHED_ROUTE);
         Self {
             method,
-            route: route.into(),
-            active: active(method, route),
+            route: label.into(),
+            span_name: match route {
+                Some(r) => format!("{method} {r}").into(),
+                None => method.into(),
+            },
+            active: active(method, label),
             durations: std::sync::RwLock::default(),
         }
     }

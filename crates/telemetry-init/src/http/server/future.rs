@@ -19,7 +19,6 @@ use crate::http::slo;
 pub(crate) struct Pending {
     started: Instant,
     method: &'static str,
-    route: Option<String>,
     grpc: Option<(String, String)>,
     request_id: RequestId,
     /// The route's metric handles (HTTP only: gRPC has no in-flight gauge).
@@ -33,7 +32,6 @@ pub(crate) struct Pending {
 impl Pending {
     pub(crate) fn start(
         method: &'static str,
-        route: Option<String>,
         grpc: Option<(String, String)>,
         request_id: RequestId,
         span: tracing::Span,
@@ -45,7 +43,6 @@ impl Pending {
         Self {
             started: Instant::now(),
             method,
-            route,
             grpc,
             request_id,
             metrics,
@@ -69,6 +66,13 @@ impl Pending {
         }
         // An owned guard: the callers go on to mutate `self`.
         Some(self.span.clone().entered())
+    }
+
+    /// The `http.route` label (gRPC calls have no route metrics: `unmatched`).
+    fn route(&self) -> &str {
+        self.metrics
+            .as_deref()
+            .map_or_else(|| route_label(None), |m| &m.route)
     }
 
     fn fail(&mut self, error_type: &str) {
@@ -100,7 +104,7 @@ impl Pending {
     /// trace, span and request ids), as operators expect from an access log.
     fn access_log(&self, status: Option<u16>, error: Option<&str>, elapsed: std::time::Duration) {
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        let route = route_label(self.route.as_deref());
+        let route = self.route();
         if error.is_some() {
             tracing::warn!(
                 target: "telemetry_init::access",
@@ -202,7 +206,7 @@ impl Pending {
             self.access_log(None, Some(error_type), self.started.elapsed());
             slo::http_server_failed(
                 self.method,
-                route_label(self.route.as_deref()),
+                self.route(),
                 error_type,
                 self.started.elapsed(),
             );

@@ -198,8 +198,7 @@ where
         let grpc_deadline = grpc_names
             .as_ref()
             .and_then(|_| future::grpc_timeout(req.headers()));
-        let route = matched_route(&req).map(str::to_string);
-        let path = path.to_string();
+        let route = matched_route(&req);
 
         let request_id = req
             .headers()
@@ -220,46 +219,40 @@ where
                 rpc.service = service.as_str(),
                 rpc.method = rpc_method.as_str(),
                 rpc.grpc.status_code = tracing::field::Empty,
-                url.path = path.as_str(),
+                url.path = path,
                 server.address = opt.server_address,
                 server.port = opt.server_port,
-                client.address = opt.client_address.as_deref(),
+                client.address = opt.client_address.map(tracing::field::display),
                 network.protocol.version = attributes::protocol_version(req.version()),
                 user_agent.original = opt.user_agent,
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
             )
         } else {
-            let name = match &route {
-                Some(r) => format!("{method} {r}"),
-                None => method.to_string(),
-            };
-            route_metrics = Some(self.settings.routes.get(
-                &name,
-                method,
-                route_label(route.as_deref()),
-            ));
-            tracing::info_span!(
+            let metrics = self.settings.routes.get(method, route);
+            let span = tracing::info_span!(
                 target: "telemetry_init::http",
                 "http request",
-                otel.name = name,
+                otel.name = &*metrics.span_name,
                 otel.kind = "server",
                 otel.status_code = tracing::field::Empty,
                 http.request.method = method,
                 http.request.method_original = method_original,
-                http.route = route.as_deref(),
+                http.route = route,
                 http.response.status_code = tracing::field::Empty,
-                url.path = path.as_str(),
+                url.path = path,
                 url.scheme = req.uri().scheme_str().unwrap_or("http"),
                 url.query = opt.query.as_deref(),
                 server.address = opt.server_address,
                 server.port = opt.server_port,
-                client.address = opt.client_address.as_deref(),
+                client.address = opt.client_address.map(tracing::field::display),
                 network.protocol.version = attributes::protocol_version(req.version()),
                 user_agent.original = opt.user_agent,
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
-            )
+            );
+            route_metrics = Some(metrics);
+            span
         };
 
         drop(opt);
@@ -287,7 +280,7 @@ where
         };
         ResponseFuture::traced(
             fut,
-            Pending::start(method, route, grpc_names, request_id, span, route_metrics)
+            Pending::start(method, grpc_names, request_id, span, route_metrics)
                 .with_grpc_deadline(grpc_deadline),
         )
     }
@@ -301,7 +294,7 @@ struct Optional<'a> {
     server_address: Option<&'a str>,
     server_port: Option<i64>,
     user_agent: Option<&'a str>,
-    client_address: Option<String>,
+    client_address: Option<std::net::IpAddr>,
 }
 
 impl<'a> Optional<'a> {
@@ -316,7 +309,7 @@ impl<'a> Optional<'a> {
         let client_address = req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string());
+            .map(|ci| ci.0.ip());
         #[cfg(not(feature = "axum"))]
         let client_address = None;
         Self {
