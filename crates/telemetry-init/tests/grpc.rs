@@ -150,6 +150,7 @@ fn assert_rpc_span(span: &ReceivedSpan, service: &str, method: &str, port: u16) 
     );
     assert_eq!(s(span, "server.address"), Some("127.0.0.1"));
     assert_eq!(i(span, "server.port"), Some(i64::from(port)));
+    assert_eq!(s(span, "client.address"), Some("127.0.0.1"));
     assert_eq!(s(span, "network.protocol.version"), Some("2"));
     assert!(
         s(span, "user_agent.original").is_some_and(|ua| ua.starts_with("tonic/")),

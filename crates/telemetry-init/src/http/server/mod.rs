@@ -312,6 +312,14 @@ impl<'a> Optional<'a> {
             .map(|ci| ci.0.ip());
         #[cfg(not(feature = "axum"))]
         let client_address = None;
+        // tonic's own server puts the peer address here (axum's is above).
+        #[cfg(feature = "tonic")]
+        let client_address = client_address.or_else(|| {
+            req.extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|ci| ci.remote_addr())
+                .map(|a| a.ip())
+        });
         Self {
             query: req.uri().query().map(attributes::redact_query),
             server_address: host.map(|(a, _)| a),
