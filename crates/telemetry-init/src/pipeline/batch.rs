@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 
 use telemetry_init_metrics::PipelineHealth;
 
@@ -96,6 +96,49 @@ impl std::fmt::Debug for Control {
     }
 }
 
+/// A bounded lock-free queue whose memory follows what it holds.
+///
+/// Why not `ArrayQueue`: it allocates and touches every slot up front, and
+/// slots are as large as the item: 2048 `SpanData` plus 2048 log records
+/// were ~2 MiB resident in an idle service. `SegQueue` allocates blocks of
+/// slots as items arrive and frees them as they leave; the count bounds it.
+struct Bounded<T> {
+    queue: SegQueue<T>,
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+impl<T> Bounded<T> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            queue: SegQueue::new(),
+            len: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    /// Enqueues, or gives the item back when the queue is full.
+    fn push(&self, item: T) -> Result<(), T> {
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(item);
+        }
+        self.queue.push(item);
+        Ok(())
+    }
+
+    fn pop(&self) -> Option<T> {
+        let item = self.queue.pop()?;
+        self.len.fetch_sub(1, Ordering::AcqRel);
+        Some(item)
+    }
+
+    /// Items queued (an item being pushed may already count).
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+}
+
 /// The producer half; cheap to call from any thread.
 ///
 /// Items go into a lock-free bounded queue that the worker drains on its
@@ -103,7 +146,7 @@ impl std::fmt::Debug for Control {
 /// context switch cost more than the rest of a request's telemetry): only
 /// when a full batch is waiting, at most once per batch.
 pub(crate) struct BatchQueue<T> {
-    items: Arc<ArrayQueue<T>>,
+    items: Arc<Bounded<T>>,
     control: Sender<Control>,
     wake_pending: Arc<AtomicBool>,
     batch_size: usize,
@@ -130,7 +173,7 @@ impl<T: Send + 'static> BatchQueue<T> {
         export: ExportFn<T>,
         health: PipelineHealth,
     ) -> std::io::Result<Self> {
-        let items = Arc::new(ArrayQueue::new(settings.max_queue_size.max(1)));
+        let items = Arc::new(Bounded::new(settings.max_queue_size.max(1)));
         let (control_tx, control_rx) = unbounded();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -215,7 +258,7 @@ impl<T: Send + 'static> BatchQueue<T> {
 }
 
 struct Worker<T> {
-    items: Arc<ArrayQueue<T>>,
+    items: Arc<Bounded<T>>,
     control: Receiver<Control>,
     wake_pending: Arc<AtomicBool>,
     settings: BatchSettings,
