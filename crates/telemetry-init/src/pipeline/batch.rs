@@ -4,7 +4,9 @@
 //! dropped and what could not be delivered (per signal, live and at
 //! shutdown), bound every wait by the caller's deadline, and run the export
 //! on our own runtime whatever runtime the service uses. The request thread
-//! only does a `try_send` into a bounded channel.
+//! only pushes into a bounded lock-free queue; a worker thread per signal
+//! drains it in batches and hands each batch to the export runtime, with at
+//! most [`MAX_IN_FLIGHT`] exports on the wire.
 
 use std::future::Future;
 use std::pin::Pin;
