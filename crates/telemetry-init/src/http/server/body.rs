@@ -16,6 +16,23 @@ pin_project! {
         inner: B,
         span: Option<tracing::Span>,
         grpc: Option<Pending>,
+        // The inner body said it has nothing more to send.
+        complete: bool,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // Dropped before its end (the client went away mid-stream): the
+            // span ends now, not when the headers were produced. A complete
+            // body needs nothing: hyper stops at `is_end_stream`, right
+            // after the handler's last exit set the end time.
+            if !*this.complete
+                && let Some(span) = this.span.take()
+            {
+                let _entered = span.enter();
+            }
+        }
     }
 }
 
@@ -25,6 +42,7 @@ impl<B> ResponseBody<B> {
             inner,
             span: None,
             grpc: None,
+            complete: true,
         }
     }
 
@@ -33,6 +51,7 @@ impl<B> ResponseBody<B> {
             inner,
             span: Some(span),
             grpc,
+            complete: false,
         }
     }
 }
@@ -45,10 +64,13 @@ impl<B: Body> Body for ResponseBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.project();
-        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        let mut this = self.project();
+        let frame = std::task::ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
+                if this.inner.is_end_stream() {
+                    *this.complete = true;
+                }
                 if let Some(trailers) = f.trailers_ref()
                     && let Some(mut p) = this.grpc.take()
                 {
@@ -57,6 +79,7 @@ impl<B: Body> Body for ResponseBody<B> {
                 }
             }
             Some(Err(_)) | None => {
+                *this.complete = true;
                 if let Some(mut p) = this.grpc.take() {
                     p.finish_grpc(2);
                 }
