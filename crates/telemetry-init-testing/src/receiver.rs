@@ -375,6 +375,19 @@ impl ReceiverHandle {
         self.shared.requests_in_mode(behavior)
     }
 
+    /// The `User-Agent` of the latest export request of `signal` (gRPC or
+    /// HTTP), if it had one: which exporter is talking to the receiver.
+    ///
+    /// ```
+    /// use telemetry_init_testing::{OtlpReceiver, Signal};
+    ///
+    /// let receiver = OtlpReceiver::start_blocking().unwrap();
+    /// assert_eq!(receiver.handle().last_user_agent(Signal::Traces), None);
+    /// ```
+    pub fn last_user_agent(&self, signal: Signal) -> Option<String> {
+        self.shared.last_user_agent(signal)
+    }
+
     /// All counters.
     pub fn stats(&self) -> ReceiverStats {
         self.shared.stats()

@@ -51,8 +51,9 @@ pub(crate) async fn admit(
     transport: Transport,
     signal: Signal,
     gzip: bool,
+    user_agent: Option<&str>,
 ) -> Admission {
-    shared.count_request(transport, signal, gzip);
+    shared.count_request(transport, signal, gzip, user_agent);
     let mut behavior_rx = shared.behavior.subscribe();
     let mut shutdown_rx = shared.shutdown.subscribe();
     let mut counted = false;
@@ -131,7 +132,11 @@ async fn grpc_export<K: Kind>(
         .get("grpc-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    match admit(shared, Transport::Grpc, K::SIGNAL, gzip).await {
+    let user_agent = req
+        .metadata()
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok());
+    match admit(shared, Transport::Grpc, K::SIGNAL, gzip, user_agent).await {
         Admission::Accept => {
             K::store(shared, req.get_ref(), Transport::Grpc);
             Ok(tonic::Response::new(K::Resp::default()))
@@ -310,7 +315,8 @@ async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Byt
         Encoding::Json => Transport::HttpJson,
     };
     let gzip = matches!(content_encoding.as_str(), "gzip" | "x-gzip");
-    match admit(&shared, transport, K::SIGNAL, gzip).await {
+    let user_agent = header_str(&headers, header::USER_AGENT);
+    match admit(&shared, transport, K::SIGNAL, gzip, user_agent).await {
         Admission::Accept => {
             K::store(&shared, &req, transport);
             let resp = K::Resp::default();

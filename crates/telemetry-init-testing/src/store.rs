@@ -119,6 +119,7 @@ pub(crate) struct State {
     by_behavior: [u64; 3],
     rejected: u64,
     gzip: u64,
+    last_user_agent: [Option<String>; 3],
 }
 
 impl State {
@@ -178,6 +179,7 @@ impl Shared {
                 by_behavior: [0; 3],
                 rejected: 0,
                 gzip: 0,
+                last_user_agent: Default::default(),
             }),
             generation: watch::Sender::new(0),
             behavior: watch::Sender::new(Behavior::Accept),
@@ -199,12 +201,22 @@ impl Shared {
         self.generation.send_modify(|g| *g = g.wrapping_add(1));
     }
 
-    pub(crate) fn count_request(&self, transport: Transport, signal: Signal, gzip: bool) {
+    pub(crate) fn count_request(
+        &self,
+        transport: Transport,
+        signal: Signal,
+        gzip: bool,
+        user_agent: Option<&str>,
+    ) {
         {
             let mut st = self.lock();
             st.requests[t_index(transport)][s_index(signal)] += 1;
             if gzip {
                 st.gzip += 1;
+            }
+            let last = &mut st.last_user_agent[s_index(signal)];
+            if last.as_deref() != user_agent {
+                *last = user_agent.map(str::to_owned);
             }
         }
         self.bump();
@@ -276,6 +288,10 @@ impl Shared {
 
     pub(crate) fn requests_in_mode(&self, behavior: Behavior) -> u64 {
         self.lock().by_behavior[behavior.index()]
+    }
+
+    pub(crate) fn last_user_agent(&self, signal: Signal) -> Option<String> {
+        self.lock().last_user_agent[s_index(signal)].clone()
     }
 
     pub(crate) fn stats(&self) -> ReceiverStats {

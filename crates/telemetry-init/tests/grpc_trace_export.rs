@@ -53,4 +53,10 @@ fn gzip_spans_arrive_decoded_with_their_resource() {
     assert!(s.end_unix_nanos >= s.start_unix_nanos);
     assert!(handle.export_requests(Transport::Grpc, Signal::Traces) >= 2);
     assert!(handle.stats().gzip_requests >= 2, "{:?}", handle.stats());
+    // The exporter names itself, as OTLP asks.
+    let ua = handle.last_user_agent(Signal::Traces).unwrap_or_default();
+    assert!(
+        ua.starts_with("OTel-OTLP-Exporter-Rust telemetry-init/"),
+        "{ua}"
+    );
 }

@@ -48,6 +48,16 @@ impl GrpcTraceClient {
                     message: format!("invalid endpoint {}: {e}", s.endpoint),
                 }
             })?;
+        // OTLP asks exporters to identify themselves; tonic appends its own.
+        let endpoint = endpoint
+            .user_agent(concat!(
+                "OTel-OTLP-Exporter-Rust telemetry-init/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .map_err(|e| Error::Exporter {
+                signal: "traces",
+                message: format!("user agent: {e}"),
+            })?;
         let channel = endpoint.timeout(s.timeout).connect_lazy();
         let mut grpc = tonic::client::Grpc::new(channel);
         if s.compression == Compression::Gzip {
