@@ -310,20 +310,22 @@ struct InFlight {
 }
 
 impl InFlight {
+    /// The count, once it is below `limit` or `deadline` has passed.
+    fn wait_below(&self, limit: usize, deadline: Instant) -> std::sync::MutexGuard<'_, usize> {
+        let n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.changed
+            .wait_timeout_while(n, left, |n| *n >= limit)
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
     /// Waits for the count to drop to `max - 1` or below, then takes a slot;
     /// `false` if `deadline` passed first.
     fn acquire(&self, max: usize, deadline: Instant) -> bool {
-        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n >= max {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            n = self
-                .changed
-                .wait_timeout(n, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+        let mut n = self.wait_below(max, deadline);
+        if *n >= max {
+            return false;
         }
         *n += 1;
         true
@@ -337,18 +339,7 @@ impl InFlight {
 
     /// Waits until no export is running or `deadline` passes.
     fn wait_idle(&self, deadline: Instant) {
-        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        while *n > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            n = self
-                .changed
-                .wait_timeout(n, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        drop(self.wait_below(1, deadline));
     }
 }
 
