@@ -173,6 +173,31 @@ fn check_status(body: &Value, api: &str) -> Result<(), String> {
     }
 }
 
+/// A JSON array's items; anything else reads as empty.
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The `data.result` of a successful Loki or Prometheus query answer whose
+/// `resultType` is `expected` (`hint` explains a mismatch).
+fn query_result<'a>(
+    body: &'a Value,
+    api: &str,
+    expected: &str,
+    hint: &str,
+) -> Result<&'a [Value], String> {
+    check_status(body, api)?;
+    let data = &body["data"];
+    if let Some(t) = data["resultType"].as_str()
+        && t != expected
+    {
+        return Err(format!(
+            "{api} answered resultType `{t}`, expected `{expected}`{hint}"
+        ));
+    }
+    Ok(items(&data["result"]))
+}
+
 /// One Loki log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LokiLine {
@@ -185,23 +210,16 @@ pub struct LokiLine {
 
 /// The lines of a Loki `query_range` answer (`resultType` `streams`).
 pub fn loki_lines(body: &Value) -> Result<Vec<LokiLine>, String> {
-    check_status(body, "Loki")?;
-    let data = &body["data"];
-    if let Some(t) = data["resultType"].as_str()
-        && t != "streams"
-    {
-        return Err(format!(
-            "Loki answered resultType `{t}`, expected `streams` (a log query, not a metric query)"
-        ));
-    }
+    let result = query_result(
+        body,
+        "Loki",
+        "streams",
+        " (a log query, not a metric query)",
+    )?;
     let mut out = Vec::new();
-    for stream in data["result"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+    for stream in result {
         let labels = stream["stream"].as_object().cloned().unwrap_or_default();
-        for v in stream["values"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
+        for v in items(&stream["values"]) {
             out.push(LokiLine {
                 labels: labels.clone(),
                 line: v[1].as_str().unwrap_or("").to_owned(),
@@ -222,19 +240,7 @@ pub struct Sample {
 
 /// The series of a Prometheus `/api/v1/query` answer (`vector`).
 pub fn prom_vector(body: &Value) -> Result<Vec<Sample>, String> {
-    check_status(body, "Prometheus")?;
-    let data = &body["data"];
-    if let Some(t) = data["resultType"].as_str()
-        && t != "vector"
-    {
-        return Err(format!(
-            "Prometheus answered resultType `{t}`, expected `vector`"
-        ));
-    }
-    Ok(data["result"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
+    Ok(query_result(body, "Prometheus", "vector", "")?
         .iter()
         .map(|r| Sample {
             labels: r["metric"].as_object().cloned().unwrap_or_default(),
@@ -250,12 +256,8 @@ pub fn prom_vector(body: &Value) -> Result<Vec<Sample>, String> {
 pub fn exemplar_trace_ids(body: &Value) -> Result<Vec<String>, String> {
     check_status(body, "Prometheus exemplars API")?;
     let mut out = Vec::new();
-    for series in body["data"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        for e in series["exemplars"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-        {
+    for series in items(&body["data"]) {
+        for e in items(&series["exemplars"]) {
             let labels = &e["labels"];
             if let Some(t) = labels["trace_id"].as_str().or(labels["traceID"].as_str()) {
                 out.push(t.to_ascii_lowercase());
