@@ -183,3 +183,41 @@ impl Decoder for RawCodec {
             .map_err(|e| Status::internal(format!("undecodable export response: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    #[test]
+    fn a_refused_connection_says_why() {
+        // A port nothing listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let settings = OtlpSettings {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            protocol: Protocol::Grpc,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            compression: Compression::None,
+            insecure: true,
+        };
+        let err = rt
+            .block_on(async {
+                let client = GrpcTraceClient::new(&settings, MetadataMap::new()).unwrap();
+                client.export(Bytes::new(), Duration::from_millis(50)).await
+            })
+            .unwrap_err();
+        assert_eq!(err.error_type, "export_failed");
+        assert!(err.message.contains("Unavailable"), "{}", err.message);
+        assert!(
+            err.message.to_ascii_lowercase().contains("connect"),
+            "the transport error is in the message: {}",
+            err.message
+        );
+    }
+}
