@@ -67,7 +67,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .service_version(env!("CARGO_PKG_VERSION"));
     // The same SLO spec the alert rules are generated from: every latency
     // threshold becomes a histogram bucket boundary, so the SLI is exact.
-    let slos = telemetry_init_slo::SloSpec::from_yaml_str(include_str!("../../../slo/demo.yaml"))
+    // (`examples/demo/slo/demo.yaml` is a symlink to the repository's
+    // `slo/demo.yaml`, so the packaged crate carries its own copy.)
+    let slos = telemetry_init_slo::SloSpec::from_yaml_str(include_str!("../slo/demo.yaml"))
         .map_err(|e| format!("slo/demo.yaml: {e}"))?;
     for threshold in slos
         .services
