@@ -27,6 +27,10 @@ pub const DEFAULT_BUCKETS_OTHER_UNITS: &[f64] = &[
 /// Default hard limit of distinct label sets per metric name.
 pub const DEFAULT_CARDINALITY_LIMIT: usize = 1000;
 
+/// Default longest label key or value, in bytes; longer ones are cut on a
+/// UTF-8 character boundary.
+pub const DEFAULT_LABEL_LENGTH_LIMIT: usize = 256;
+
 /// Configuration of a [`TelemetryRecorder`](crate::TelemetryRecorder).
 ///
 /// Built with chained setters; every setter is optional.
@@ -55,6 +59,7 @@ pub struct MetricsConfig {
     pub(crate) slo_thresholds: Vec<(String, f64)>,
     pub(crate) cardinality_limit: usize,
     pub(crate) prefix_limits: Vec<(String, usize)>,
+    pub(crate) label_length_limit: usize,
     pub(crate) constant_labels: Vec<(String, String)>,
     pub(crate) units: Vec<(String, Cow<'static, str>)>,
     pub(crate) trace_context: Option<TraceContextFn>,
@@ -70,6 +75,7 @@ impl fmt::Debug for MetricsConfig {
             .field("slo_thresholds", &self.slo_thresholds)
             .field("cardinality_limit", &self.cardinality_limit)
             .field("prefix_limits", &self.prefix_limits)
+            .field("label_length_limit", &self.label_length_limit)
             .field("constant_labels", &self.constant_labels)
             .field("units", &self.units)
             .field("exemplars", &self.trace_context.is_some())
@@ -96,6 +102,7 @@ impl MetricsConfig {
             slo_thresholds: Vec::new(),
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
             prefix_limits: Vec::new(),
+            label_length_limit: DEFAULT_LABEL_LENGTH_LIMIT,
             constant_labels: Vec::new(),
             units: Vec::new(),
             trace_context: Some(current_trace_context),
@@ -145,6 +152,29 @@ impl MetricsConfig {
     /// `prefix` (longest prefix wins).
     pub fn cardinality_limit_for(mut self, prefix: impl Into<String>, limit: usize) -> Self {
         self.prefix_limits.push((prefix.into(), limit.max(1)));
+        self
+    }
+
+    /// Sets the longest label key or value, in bytes (minimum 8; default
+    /// [`DEFAULT_LABEL_LENGTH_LIMIT`]). Longer ones, typically values a
+    /// client chose, are cut on a UTF-8 character boundary before they become
+    /// a series, so one series costs at most a few hundred bytes in memory
+    /// and in every scrape whatever was recorded. Values that agree up to the
+    /// limit share a series.
+    ///
+    /// ```
+    /// use telemetry_init_metrics::{MetricsConfig, TelemetryRecorder};
+    ///
+    /// let r = TelemetryRecorder::new(MetricsConfig::new().label_length_limit(16)).unwrap();
+    /// metrics::with_local_recorder(&r, || {
+    ///     metrics::counter!("hits", "path" => "/".repeat(10_000)).increment(1);
+    /// });
+    /// let text = r.handle().render_prometheus();
+    /// assert!(text.contains(&format!("path=\"{}\"", "/".repeat(16))));
+    /// assert!(!text.contains(&"/".repeat(17)));
+    /// ```
+    pub fn label_length_limit(mut self, bytes: usize) -> Self {
+        self.label_length_limit = bytes.max(8);
         self
     }
 

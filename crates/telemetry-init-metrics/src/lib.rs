@@ -76,6 +76,11 @@
 //! `telemetry_init.metrics.overflowed_records{metric.name=…}`. Memory is
 //! bounded by `limit + 1` series per name.
 //!
+//! Label keys and values are bounded in length too
+//! ([`MetricsConfig::label_length_limit`], default 256 bytes, cut on a UTF-8
+//! character boundary), so a series, and a scrape, stays small whatever
+//! text was recorded.
+//!
 //! # Exemplars
 //!
 //! When a histogram value is recorded while a sampled span is current, its
@@ -133,7 +138,8 @@ use opentelemetry::metrics::Meter;
 pub use metrics;
 
 pub use config::{
-    DEFAULT_BUCKETS, DEFAULT_BUCKETS_OTHER_UNITS, DEFAULT_CARDINALITY_LIMIT, MetricsConfig,
+    DEFAULT_BUCKETS, DEFAULT_BUCKETS_OTHER_UNITS, DEFAULT_CARDINALITY_LIMIT,
+    DEFAULT_LABEL_LENGTH_LIMIT, MetricsConfig,
 };
 pub use health::{PipelineComponents, PipelineHealth, Signal, names as health_names};
 pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};

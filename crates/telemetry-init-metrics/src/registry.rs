@@ -314,6 +314,19 @@ pub(crate) fn catalogue(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Upper bound of entries in each register fast-path map.
 const FAST_PATH_CAPACITY: usize = 65_536;
 
@@ -476,16 +489,30 @@ impl Registry {
             return Some(s.clone());
         }
         let family = self.family_or_create(key.name(), kind)?;
+        let max = self.config.label_length_limit;
+        let mut cut = false;
         let mut labels: Vec<Label> = Vec::with_capacity(key.labels().len());
         for l in key.labels() {
+            let l = if l.key().len() > max || l.value().len() > max {
+                cut = true;
+                Label::new(
+                    truncate(l.key(), max).to_string(),
+                    truncate(l.value(), max).to_string(),
+                )
+            } else {
+                l.clone()
+            };
             // A repeated key keeps its last value (a label set is a map).
             match labels.iter_mut().find(|x| x.key() == l.key()) {
-                Some(existing) => *existing = l.clone(),
-                None => labels.push(l.clone()),
+                Some(existing) => *existing = l,
+                None => labels.push(l),
             }
         }
         let series = self.series_in(&family, labels);
-        if !series.is_overflow() {
+        // A key with an over-long label is not cached: the cache keeps the
+        // key as recorded, and endless long values that cut to one series
+        // would each hold their full text there.
+        if !series.is_overflow() && !cut {
             let mut map = write(fast);
             if map.len() < FAST_PATH_CAPACITY {
                 map.insert(key.clone(), series.clone());

@@ -87,3 +87,57 @@ fn specific_lower_limit_and_all_kinds() {
     );
     assert!(text.contains("user_logins_total{user_id=\"0\",service_name=\"demo\"} 2\n"));
 }
+
+#[test]
+fn label_values_are_bounded_in_length_and_scrape_size() {
+    use telemetry_init_metrics::DEFAULT_LABEL_LENGTH_LIMIT;
+    let r = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+    let handle = r.handle();
+    // 2000 distinct 64 KiB values (multi-byte characters, so a byte cut
+    // would split one) and 64 KiB keys.
+    metrics::with_local_recorder(&r, || {
+        for i in 0..2000 {
+            let value = format!("{i:05}{}", "é".repeat(32 * 1024));
+            counter!("rpc.server.calls", "rpc.method" => value).increment(1);
+        }
+        counter!("odd.keys", "k".repeat(64 * 1024) => "v").increment(1);
+    });
+    assert_eq!(DEFAULT_LABEL_LENGTH_LIMIT, 256);
+    assert_eq!(handle.series_count("rpc.server.calls"), 1001);
+    let text = handle.render_prometheus();
+    // 1000 series of at most ~256 bytes of label each, plus the overhead.
+    assert!(text.len() < 400 * 1024, "scrape is {} bytes", text.len());
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rpc_server_calls_total{rpc_method=\"00007"))
+        .expect("series 7");
+    let value = line
+        .split_once("rpc_method=\"")
+        .unwrap()
+        .1
+        .split_once('"')
+        .unwrap()
+        .0;
+    // Cut on a character boundary: 5 digits + 125 two-byte characters.
+    assert_eq!(value.len(), 255, "{value}");
+    assert!(value.ends_with('é'));
+    let key_line = text
+        .lines()
+        .find(|l| l.starts_with("odd_keys_total"))
+        .unwrap();
+    assert!(key_line.len() < 400, "{key_line}");
+
+    // Values that agree up to the limit are one series.
+    let r = TelemetryRecorder::new(MetricsConfig::new().label_length_limit(10)).unwrap();
+    metrics::with_local_recorder(&r, || {
+        for i in 0..100 {
+            counter!("m", "v" => format!("0123456789{i}")).increment(1);
+        }
+    });
+    assert_eq!(r.handle().series_count("m"), 1);
+    assert!(
+        r.handle()
+            .render_prometheus()
+            .contains("m_total{v=\"0123456789\"} 100\n")
+    );
+}

@@ -3,8 +3,9 @@
 
 mod attributes;
 pub mod client;
+pub mod limits;
 pub mod server;
 pub mod slo;
 
 pub use client::{ClientLayer, ClientService};
-pub use server::{RequestBaggage, RequestId, ServerLayer, ServerService};
+pub use server::{GrpcDetection, RequestBaggage, RequestId, ServerLayer, ServerService};

@@ -22,6 +22,11 @@
 //! `/health`, `/metrics` and the gRPC health service) create no span and no
 //! metrics. `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
 //! are never recorded, and secret-looking query values become `REDACTED`.
+//! Values taken from the request are cut to the [built-in bounds](super::limits).
+//!
+//! A request is recorded as a gRPC call only when the service's own stack
+//! says so, never because of a header the client chose: by default, when
+//! tonic's server delivered it (see [`GrpcDetection`]).
 
 mod body;
 mod future;
@@ -38,6 +43,7 @@ pub use future::ResponseFuture;
 pub(crate) use future::{grpc_status as grpc_status_header, grpc_timeout as grpc_timeout_header};
 
 use super::attributes;
+use super::limits::{self, truncate};
 use super::slo::{self, UNMATCHED_ROUTE};
 use future::Pending;
 
@@ -77,9 +83,44 @@ const DEFAULT_SKIP: &[&str] = &[
     "/grpc.health.v1.Health/Watch",
 ];
 
+/// Which requests the [`ServerLayer`] records as gRPC calls (`rpc.*`
+/// attributes, `rpc.server.duration`) rather than HTTP requests.
+///
+/// A request must always say `content-type: application/grpc`; what a
+/// variant adds is whether that header is believed. A client chooses its
+/// headers, so on an HTTP route that header alone must not turn the raw
+/// path into `rpc.service`/`rpc.method` values or take the request out of
+/// the HTTP metrics.
+///
+/// ```
+/// use telemetry_init::http::GrpcDetection;
+///
+/// // tonic services mounted in an axum router (`Routes::into_axum_router`):
+/// // the router is the gRPC stack, so the header is believed.
+/// let layer = telemetry_init::layer().grpc(GrpcDetection::ContentType);
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GrpcDetection {
+    /// The default: gRPC when tonic's own server delivered the request
+    /// (`tonic::transport::Server`, which marks each request with its
+    /// connection info) and the content type is gRPC. Every request an
+    /// axum or hyper server delivers is HTTP.
+    #[default]
+    TonicServer,
+    /// gRPC whenever the content type is gRPC: for a service that routes
+    /// gRPC itself (tonic routes inside axum, a gRPC-only service on
+    /// another server).
+    ContentType,
+    /// Every request is HTTP.
+    Never,
+}
+
 #[derive(Debug)]
 struct Settings {
     routes: slo::RouteCache,
+    grpc: GrpcDetection,
     skip_paths: Vec<String>,
     baggage_allowlist: Vec<String>,
     request_id_header: HeaderName,
@@ -104,6 +145,7 @@ impl ServerLayer {
         Self {
             settings: Arc::new(Settings {
                 routes: slo::RouteCache::default(),
+                grpc: GrpcDetection::default(),
                 skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
                 baggage_allowlist: Vec::new(),
                 request_id_header: HeaderName::from_static("x-request-id"),
@@ -114,6 +156,7 @@ impl ServerLayer {
     fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         let mut s = Settings {
             routes: slo::RouteCache::default(),
+            grpc: self.settings.grpc,
             skip_paths: self.settings.skip_paths.clone(),
             baggage_allowlist: self.settings.baggage_allowlist.clone(),
             request_id_header: self.settings.request_id_header.clone(),
@@ -144,6 +187,13 @@ impl ServerLayer {
     {
         let keys = keys.into_iter().map(Into::into).collect();
         self.edit(|s| s.baggage_allowlist = keys)
+    }
+
+    /// Which requests are recorded as gRPC calls; see [`GrpcDetection`]
+    /// (default: those tonic's server delivered).
+    #[must_use]
+    pub fn grpc(self, detection: GrpcDetection) -> Self {
+        self.edit(|s| s.grpc = detection)
     }
 
     /// The header that carries the request id (default `x-request-id`).
@@ -191,10 +241,17 @@ where
         }
 
         let (method, method_original) = attributes::method(req.method());
-        let grpc_names = is_grpc(&req)
+        let method_original = method_original.map(|m| truncate(m, limits::MAX_METHOD));
+        let grpc_names = is_grpc(&req, self.settings.grpc)
             .then(|| attributes::grpc_service_method(path))
             .flatten()
-            .map(|(s, m)| (s.to_string(), m.to_string()));
+            .map(|(s, m)| {
+                (
+                    truncate(s, limits::MAX_RPC_NAME).to_string(),
+                    truncate(m, limits::MAX_RPC_NAME).to_string(),
+                )
+            });
+        let path = truncate(path, limits::MAX_PATH);
         let grpc_deadline = grpc_names
             .as_ref()
             .and_then(|_| future::grpc_timeout(req.headers()));
@@ -260,7 +317,10 @@ where
         if let Some(b) = &extracted.baggage {
             for key in &self.settings.baggage_allowlist {
                 if let Some(v) = b.get(key.as_str()) {
-                    span.set_attribute(format!("baggage.{key}"), v.to_string());
+                    span.set_attribute(
+                        format!("baggage.{key}"),
+                        truncate(v.as_str(), limits::MAX_BAGGAGE_VALUE).to_string(),
+                    );
                 }
             }
             let copy: Baggage = b
@@ -304,7 +364,8 @@ impl<'a> Optional<'a> {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .map(attributes::host_and_port);
+            .map(attributes::host_and_port)
+            .map(|(h, p)| (truncate(h, limits::MAX_HOST), p));
         #[cfg(feature = "axum")]
         let client_address = req
             .extensions()
@@ -321,22 +382,57 @@ impl<'a> Optional<'a> {
                 .map(|a| a.ip())
         });
         Self {
-            query: req.uri().query().map(attributes::redact_query),
+            query: req
+                .uri()
+                .query()
+                .map(|q| attributes::redact_query(truncate(q, limits::MAX_QUERY))),
             server_address: host.map(|(a, _)| a),
             server_port: host.and_then(|(_, p)| p).map(i64::from),
             user_agent: req
                 .headers()
                 .get(http::header::USER_AGENT)
-                .and_then(|h| h.to_str().ok()),
+                .and_then(|h| h.to_str().ok())
+                .map(|ua| truncate(ua, limits::MAX_USER_AGENT)),
             client_address,
         }
     }
 }
 
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+fn is_grpc<B>(req: &Request<B>, detection: GrpcDetection) -> bool {
+    let says_grpc = || {
+        req.headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+    };
+    match detection {
+        GrpcDetection::Never => false,
+        GrpcDetection::ContentType => says_grpc(),
+        GrpcDetection::TonicServer => delivered_by_tonic(req) && says_grpc(),
+    }
+}
+
+/// Whether tonic's server delivered `req`: it inserts the connection info
+/// of its listener (TCP, or a Unix socket) into every request before any
+/// layer runs; axum and hyper servers never do.
+fn delivered_by_tonic<B>(req: &Request<B>) -> bool {
+    #[cfg(feature = "tonic")]
+    {
+        let ext = req.extensions();
+        #[cfg(unix)]
+        if ext
+            .get::<tonic::transport::server::UdsConnectInfo>()
+            .is_some()
+        {
+            return true;
+        }
+        ext.get::<tonic::transport::server::TcpConnectInfo>()
+            .is_some()
+    }
+    #[cfg(not(feature = "tonic"))]
+    {
+        let _ = req;
+        false
+    }
 }
 
 /// The route template, from axum's `MatchedPath` (set by the router before
