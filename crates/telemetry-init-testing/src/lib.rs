@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod assert;
+pub mod codec;
 mod model;
 mod receiver;
 mod server;

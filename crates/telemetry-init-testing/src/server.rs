@@ -1,6 +1,5 @@
 //! The gRPC (tonic) and HTTP (axum) OTLP servers.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,11 +31,9 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
+use crate::codec::{Decoded, MAX_MESSAGE_BYTES, decode_http};
 use crate::model::{Signal, Transport, logs_from, metrics_from, spans_from};
 use crate::store::{Behavior, Shared};
-
-/// Largest accepted request body, compressed or decompressed.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
 pub(crate) enum Admission {
     Accept,
@@ -209,21 +206,6 @@ pub(crate) async fn serve_grpc(shared: Arc<Shared>, listener: TcpListener) {
 
 // ---------------------------------------------------------------- HTTP
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Encoding {
-    Protobuf,
-    Json,
-}
-
-impl Encoding {
-    fn content_type(self) -> &'static str {
-        match self {
-            Encoding::Protobuf => "application/x-protobuf",
-            Encoding::Json => "application/json",
-        }
-    }
-}
-
 fn reject(shared: &Shared, status: StatusCode, message: String) -> Response {
     shared.count_rejected();
     (
@@ -239,91 +221,20 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 }
 
 async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = header_str(&headers, header::CONTENT_TYPE)
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let encoding = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
-        "application/json" => Encoding::Json,
-        other => {
-            return reject(
-                &shared,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported content type {other:?}: use application/x-protobuf or application/json"
-                ),
-            );
-        }
+    let Decoded {
+        request: req,
+        encoding,
+        gzip,
+    } = match decode_http::<K::Req>(&headers, &body, K::SIGNAL) {
+        Ok(d) => d,
+        Err(e) => return reject(&shared, e.status, e.message),
     };
-    let content_encoding = header_str(&headers, header::CONTENT_ENCODING)
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    let raw: Vec<u8> = match content_encoding.as_str() {
-        "" | "identity" => body.to_vec(),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
-            let read = flate2::read::GzDecoder::new(&body[..])
-                .take(MAX_MESSAGE_BYTES as u64 + 1)
-                .read_to_end(&mut out);
-            if let Err(e) = read {
-                return reject(
-                    &shared,
-                    StatusCode::BAD_REQUEST,
-                    format!("bad gzip body: {e}"),
-                );
-            }
-            if out.len() > MAX_MESSAGE_BYTES {
-                return reject(
-                    &shared,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("decompressed body exceeds {MAX_MESSAGE_BYTES} bytes"),
-                );
-            }
-            out
-        }
-        other => {
-            return reject(
-                &shared,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("unsupported content encoding {other:?}: use gzip or identity"),
-            );
-        }
-    };
-    let decoded: Result<K::Req, String> = match encoding {
-        Encoding::Protobuf => {
-            <K::Req as prost::Message>::decode(&raw[..]).map_err(|e| e.to_string())
-        }
-        Encoding::Json => serde_json::from_slice(&raw).map_err(|e| e.to_string()),
-    };
-    let req = match decoded {
-        Ok(r) => r,
-        Err(e) => {
-            return reject(
-                &shared,
-                StatusCode::BAD_REQUEST,
-                format!("cannot decode {} {} request: {e}", content_type, K::SIGNAL),
-            );
-        }
-    };
-    let transport = match encoding {
-        Encoding::Protobuf => Transport::HttpProtobuf,
-        Encoding::Json => Transport::HttpJson,
-    };
-    let gzip = matches!(content_encoding.as_str(), "gzip" | "x-gzip");
+    let transport = encoding.transport();
     let user_agent = header_str(&headers, header::USER_AGENT);
     match admit(&shared, transport, K::SIGNAL, gzip, user_agent).await {
         Admission::Accept => {
             K::store(&shared, &req, transport);
-            let resp = K::Resp::default();
-            let body = match encoding {
-                Encoding::Protobuf => prost::Message::encode_to_vec(&resp),
-                Encoding::Json => serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
-            };
+            let body = encoding.encode(&K::Resp::default());
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, encoding.content_type())],
