@@ -6,7 +6,7 @@ use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TraceState};
 
 use crate::baggage::{BaggageLimits, BaggageReport, W3cBaggage};
-use crate::traceparent::{Traceparent, TraceparentError};
+use crate::traceparent::{FLAG_RANDOM, KNOWN_FLAGS, Traceparent, TraceparentError};
 use crate::tracestate::{Tracestate, TracestateError};
 
 /// The `traceparent` header name.
@@ -74,12 +74,20 @@ pub struct Extracted {
     pub baggage_report: BaggageReport,
 }
 
-/// Carried in a [`Context`] when the incoming `tracestate` is valid but not
-/// representable as an `opentelemetry` `TraceState`.
+/// What the remote parent sent that an SDK span context may lose, carried in
+/// the [`Context`] next to it. Only stored when needed: the incoming
+/// `tracestate` is valid but not representable as an `opentelemetry`
+/// `TraceState`, or the random flag is set.
+///
+/// WHY the random flag: `opentelemetry_sdk` 0.33 gives a span its sampler
+/// dropped `TraceFlags::default()`, so a `-02` caller would otherwise be
+/// continued as `-00`. The flag describes the trace-id, so every outgoing
+/// `traceparent` with the same trace-id must keep it (W3C level 2).
 #[derive(Debug, Clone)]
-pub(crate) struct RawTracestate {
+pub(crate) struct RemoteParent {
     pub(crate) trace_id: TraceId,
-    pub(crate) tracestate: Tracestate,
+    pub(crate) random: bool,
+    pub(crate) tracestate: Option<Tracestate>,
 }
 
 impl Extracted {
@@ -100,10 +108,15 @@ impl Extracted {
     pub fn into_context(self, parent: &Context) -> Context {
         let mut cx = parent.clone();
         if let Some(sc) = self.span_context {
-            if let (Some(ts), true) = (&self.tracestate, *sc.trace_state() == TraceState::NONE) {
-                cx = cx.with_value(RawTracestate {
+            let raw = self
+                .tracestate
+                .filter(|_| *sc.trace_state() == TraceState::NONE);
+            let random = sc.trace_flags().to_u8() & FLAG_RANDOM != 0;
+            if raw.is_some() || random {
+                cx = cx.with_value(RemoteParent {
                     trace_id: sc.trace_id(),
-                    tracestate: ts.clone(),
+                    random,
+                    tracestate: raw,
                 });
             }
             cx = cx.with_remote_span_context(sc);
@@ -190,7 +203,8 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
     )
 }
 
-/// Writes `traceparent` (version 00, every flag bit kept), `tracestate` (if
+/// Writes `traceparent` (version 00, the sampled and random flags kept, no
+/// other bit), `tracestate` (if
 /// the span context carries one that is valid on the wire) and `baggage`
 /// (if given and non-empty), replacing earlier values of those headers.
 /// Nothing is written for an invalid span context.
@@ -215,9 +229,9 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
 pub fn inject(span_context: &SpanContext, baggage: Option<&Baggage>, headers: &mut HeaderMap) {
     if let Some(tp) = Traceparent::from_span_context(span_context) {
         headers.insert(TRACEPARENT, tp.to_header_value());
-        // WHY re-validate: `TraceState` accepts some keys and values the wire
-        // grammar does not (e.g. simple keys starting with a digit, non-ASCII
-        // values); sending those would make the next hop drop the list.
+        // WHY re-validate: `TraceState` accepts some values the wire grammar
+        // does not (non-ASCII, tabs, empty); sending those would make the
+        // next hop drop the list.
         match Tracestate::from_trace_state(span_context.trace_state())
             .and_then(|ts| ts.to_header_value())
         {
@@ -241,7 +255,9 @@ pub fn inject(span_context: &SpanContext, baggage: Option<&Baggage>, headers: &m
 
 /// [`inject`] for the active span and baggage of `cx`, also forwarding an
 /// incoming `tracestate` that `TraceState` could not represent (see
-/// [`Extracted::tracestate`]).
+/// [`Extracted::tracestate`]) and the caller's random flag when the span
+/// continues the caller's trace (the SDK clears every flag of a span its
+/// sampler dropped).
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue};
@@ -260,13 +276,70 @@ pub fn inject(span_context: &SpanContext, baggage: Option<&Baggage>, headers: &m
 /// assert_eq!(outgoing["tracestate"], "t@vvvvvvvvvvvvvv=1");
 /// ```
 pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
+    inject_trace_context(cx, headers);
+    inject_baggage(cx, headers);
+}
+
+/// The `traceparent` and `tracestate` half of [`inject_context`] (no
+/// `baggage`), for `OTEL_PROPAGATORS=tracecontext`.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use opentelemetry::Context;
+/// use telemetry_init_propagation::{extract, inject_trace_context};
+///
+/// let mut incoming = HeaderMap::new();
+/// incoming.insert("traceparent", HeaderValue::from_static(
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"));
+/// incoming.insert("baggage", HeaderValue::from_static("user=jane"));
+/// let cx = extract(&incoming).into_context(&Context::new());
+///
+/// let mut outgoing = HeaderMap::new();
+/// inject_trace_context(&cx, &mut outgoing);
+/// assert_eq!(outgoing["traceparent"], incoming["traceparent"]);
+/// assert!(outgoing.get("baggage").is_none());
+/// ```
+pub fn inject_trace_context(cx: &Context, headers: &mut HeaderMap) {
     let span = cx.span();
     let sc = span.span_context();
-    let baggage = cx.baggage();
-    inject(sc, Some(baggage), headers);
+    inject(sc, None, headers);
+    if let Some(tp) = traceparent_for(cx, sc) {
+        headers.insert(TRACEPARENT, tp.to_header_value());
+    }
     if let Some(v) = raw_tracestate_for(cx, sc).and_then(Tracestate::to_header_value) {
         headers.insert(TRACESTATE, v);
     }
+}
+
+/// The `baggage` half of [`inject_context`], for `OTEL_PROPAGATORS=baggage`.
+///
+/// ```
+/// use http::HeaderMap;
+/// use opentelemetry::{baggage::BaggageExt, Context, KeyValue};
+/// use telemetry_init_propagation::inject_baggage;
+///
+/// let cx = Context::new().with_baggage([KeyValue::new("user", "jane doe")]);
+/// let mut outgoing = HeaderMap::new();
+/// inject_baggage(&cx, &mut outgoing);
+/// assert_eq!(outgoing["baggage"], "user=jane%20doe");
+/// assert!(outgoing.get("traceparent").is_none());
+/// ```
+pub fn inject_baggage(cx: &Context, headers: &mut HeaderMap) {
+    inject(&SpanContext::empty_context(), Some(cx.baggage()), headers);
+}
+
+/// The `traceparent` for `sc` in `cx`: the defined flags of `sc`, plus the
+/// remote parent's random flag when `sc` continues that trace.
+pub(crate) fn traceparent_for(cx: &Context, sc: &SpanContext) -> Option<Traceparent> {
+    let mut tp = Traceparent::from_span_context(sc)?;
+    if cx
+        .get::<RemoteParent>()
+        .is_some_and(|remote| remote.random && remote.trace_id == sc.trace_id())
+    {
+        tp.flags =
+            opentelemetry::trace::TraceFlags::new((tp.flags.to_u8() | FLAG_RANDOM) & KNOWN_FLAGS);
+    }
+    Some(tp)
 }
 
 /// The raw incoming tracestate to forward for `sc`, if `sc` carries none of
@@ -277,9 +350,9 @@ pub(crate) fn raw_tracestate_for<'a>(cx: &'a Context, sc: &SpanContext) -> Optio
     if !sc.is_valid() || *sc.trace_state() != TraceState::NONE {
         return None;
     }
-    cx.get::<RawTracestate>()
+    cx.get::<RemoteParent>()
         .filter(|raw| raw.trace_id == sc.trace_id())
-        .map(|raw| &raw.tracestate)
+        .and_then(|raw| raw.tracestate.as_ref())
 }
 
 #[cfg(test)]
@@ -411,12 +484,32 @@ mod tests {
     fn invalid_tracestate_keeps_the_trace() {
         let e = extract(&headers(&[
             ("traceparent", TP),
-            ("tracestate", "foo=1,foo=2"),
+            ("tracestate", "foo=1,bar="),
         ]));
         assert_eq!(trace_id(&e).as_deref(), Some(TID));
         assert_eq!(tracestate(&e), None);
-        assert_eq!(e.tracestate_error, Some(TracestateError::DuplicateKey(1)));
+        assert_eq!(e.tracestate_error, Some(TracestateError::InvalidValue(1)));
         assert_eq!(e.span_context.unwrap().trace_state().header(), "");
+    }
+
+    #[test]
+    fn duplicated_tracestate_keys_keep_one_copy() {
+        for pairs in [
+            &[("traceparent", TP), ("tracestate", "foo=1,foo=2")][..],
+            &[
+                ("traceparent", TP),
+                ("tracestate", "foo=1"),
+                ("tracestate", "foo=2"),
+            ][..],
+        ] {
+            let e = extract(&headers(pairs));
+            assert_eq!(trace_id(&e).as_deref(), Some(TID));
+            assert_eq!(tracestate(&e), Some("foo=1"));
+            assert_eq!(e.tracestate_error, None);
+            let mut out = HeaderMap::new();
+            inject_context(&e.into_context(&Context::new()), &mut out);
+            assert_eq!(out[TRACESTATE], "foo=1");
+        }
     }
 
     #[test]
@@ -531,9 +624,8 @@ mod tests {
 
     #[test]
     fn inject_drops_trace_state_invalid_on_the_wire() {
-        // TraceState accepts a simple key starting with a digit; the wire
-        // grammar does not.
-        let ts = TraceState::from_key_value([("0abc", "1")]).unwrap();
+        // TraceState accepts a non-ASCII value; the wire grammar does not.
+        let ts = TraceState::from_key_value([("abc", "\u{e9}")]).unwrap();
         let sc = SpanContext::new(
             TraceId::from(1u128),
             SpanId::from(1u64),

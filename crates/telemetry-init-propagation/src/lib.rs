@@ -10,10 +10,10 @@
 //!
 //! * [`Traceparent`]: exact `traceparent` parsing (version `00` is exactly 55
 //!   characters, future versions accepted, repeated headers invalid, every
-//!   flag bit kept, including the level-2 random flag).
+//!   defined flag bit kept, including the level-2 random flag, and no other).
 //! * [`Tracestate`]: `tracestate` validated with the current key grammar;
-//!   repeated headers joined; more than 32 members, a duplicate key or any
-//!   invalid member drops the whole list.
+//!   repeated headers joined; a repeated key keeps its first member; more
+//!   than 32 members or any invalid member drops the whole list.
 //! * [`W3cBaggage`]: baggage with limits, percent-decoding and properties.
 //! * [`RequestId`]: `x-request-id` sanitizing and generation.
 //! * [`extract`] / [`inject`] / [`inject_context`]: the header-level API.
@@ -49,7 +49,7 @@ pub use baggage::{
 };
 pub use headers::{
     BAGGAGE, Extracted, TRACEPARENT, TRACESTATE, X_REQUEST_ID, extract, extract_from_values,
-    inject, inject_context,
+    inject, inject_baggage, inject_context, inject_trace_context,
 };
 pub use propagator::{W3cBaggagePropagator, W3cTraceContextPropagator, propagator};
 pub use request_id::{RequestId, sanitize};

@@ -12,8 +12,7 @@ use opentelemetry::propagation::{
 use opentelemetry::trace::TraceContextExt;
 
 use crate::baggage::{BaggageLimits, W3cBaggage};
-use crate::headers::{extract_from_values, raw_tracestate_for};
-use crate::traceparent::Traceparent;
+use crate::headers::{extract_from_values, raw_tracestate_for, traceparent_for};
 use crate::tracestate::Tracestate;
 
 fn trace_fields() -> &'static [String] {
@@ -90,7 +89,7 @@ impl TextMapPropagator for W3cTraceContextPropagator {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
         let span = cx.span();
         let sc = span.span_context();
-        let Some(tp) = Traceparent::from_span_context(sc) else {
+        let Some(tp) = traceparent_for(cx, sc) else {
             return;
         };
         injector.set("traceparent", tp.to_string());

@@ -40,6 +40,24 @@ pub const TRACEPARENT_LEN: usize = 55;
 /// ```
 pub const FLAG_RANDOM: u8 = 0x02;
 
+/// The trace-flags bits this version of the spec defines: sampled (`0x01`)
+/// and random (`0x02`). Every other bit is cleared on the way in and on the
+/// way out.
+///
+/// WHY: the processing model says unknown flags are set to 0 on outgoing
+/// requests; forwarding them would let any caller set bits that a later
+/// version may give a meaning (and B3's "debug" bit `0x04` would leak into
+/// `traceparent` as a reserved bit).
+///
+/// ```
+/// use telemetry_init_propagation::{traceparent::KNOWN_FLAGS, Traceparent};
+///
+/// let tp = Traceparent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff").unwrap();
+/// assert_eq!(tp.flags.to_u8(), KNOWN_FLAGS);
+/// assert!(tp.to_string().ends_with("-03"));
+/// ```
+pub const KNOWN_FLAGS: u8 = 0x01 | FLAG_RANDOM;
+
 /// Why a `traceparent` value was rejected.
 ///
 /// Any error means: ignore the incoming value and start a new trace.
@@ -107,7 +125,7 @@ pub struct Traceparent {
     pub trace_id: TraceId,
     /// The caller's span id (never all zeroes).
     pub parent_id: SpanId,
-    /// The trace flags, every bit of the byte.
+    /// The trace flags: only the defined bits ([`KNOWN_FLAGS`]) are kept.
     pub flags: TraceFlags,
 }
 
@@ -174,12 +192,10 @@ impl Traceparent {
         if parent_id == 0 {
             return Err(TraceparentError::ZeroParentId);
         }
-        let mut flags = hex_byte(v[53], v[54]).ok_or(TraceparentError::Flags)?;
-        if version != 0 {
-            // WHY: for a version we do not know, only the bits whose meaning
-            // we know (sampled, random) are safe to re-emit under version 00.
-            flags &= TraceFlags::SAMPLED.to_u8() | FLAG_RANDOM;
-        }
+        // WHY mask for every version: only the bits whose meaning we know
+        // (sampled, random) may be re-emitted; the spec says unknown flags are
+        // set to 0 on outgoing requests.
+        let flags = hex_byte(v[53], v[54]).ok_or(TraceparentError::Flags)? & KNOWN_FLAGS;
         Ok(Traceparent {
             version,
             trace_id: TraceId::from(trace_id),
@@ -212,7 +228,8 @@ impl Traceparent {
     }
 
     /// The `traceparent` of a span context, or `None` when the context is
-    /// invalid (all-zero ids).
+    /// invalid (all-zero ids). Flag bits other than [`KNOWN_FLAGS`] are
+    /// cleared.
     ///
     /// ```
     /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -233,8 +250,8 @@ impl Traceparent {
             trace_id: span_context.trace_id(),
             parent_id: span_context.span_id(),
             // WHY: the stock propagator writes `flags & SAMPLED`, clearing the
-            // level-2 random flag; we keep the byte.
-            flags: span_context.trace_flags(),
+            // level-2 random flag; we keep both defined bits, and only those.
+            flags: TraceFlags::new(span_context.trace_flags().to_u8() & KNOWN_FLAGS),
         })
     }
 
@@ -370,13 +387,33 @@ mod tests {
     }
 
     #[test]
-    fn all_flag_bits_are_kept_for_version_00() {
-        for flags in [0x00u8, 0x01, 0x02, 0x03, 0x80, 0xff] {
+    fn only_defined_flag_bits_are_kept() {
+        for flags in 0u8..=0xff {
             let v = format!("00-{TID}-1234567890123456-{flags:02x}");
             let tp = Traceparent::parse(&v).unwrap();
-            assert_eq!(tp.flags.to_u8(), flags);
-            assert_eq!(tp.to_string(), v);
+            assert_eq!(tp.flags.to_u8(), flags & 0x03, "{v}");
+            assert_eq!(
+                tp.to_string(),
+                format!("00-{TID}-1234567890123456-{:02x}", flags & 0x03)
+            );
         }
+        // The random flag alone survives (W3C level 2).
+        let tp = Traceparent::parse(&format!("00-{TID}-1234567890123456-02")).unwrap();
+        assert_eq!(tp.flags.to_u8(), FLAG_RANDOM);
+        // Reserved bits set by local code are cleared on the way out too.
+        let sc = SpanContext::new(
+            TraceId::from(1u128),
+            SpanId::from(1u64),
+            TraceFlags::new(0xfe),
+            false,
+            TraceState::NONE,
+        );
+        assert!(
+            Traceparent::from_span_context(&sc)
+                .unwrap()
+                .to_string()
+                .ends_with("-02")
+        );
     }
 
     #[test]

@@ -1,22 +1,26 @@
 //! The W3C `tracestate` header: validation with the current key grammar.
 //!
-//! Grammar (W3C Trace Context level 2):
+//! Grammar (W3C Trace Context level 2, as in the official test suite at
+//! commit `acab820`):
 //!
 //! ```text
-//! list             = list-member 0*31( OWS "," OWS list-member )
-//! list-member      = (key "=" value) / OWS          ; empty members are allowed
-//! key              = simple-key / multi-tenant-key
-//! simple-key       = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//! multi-tenant-key = tenant-id "@" system-id
-//! tenant-id        = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//! system-id        = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-//! value            = 0*255(chr) nblk-chr
-//! nblk-chr         = %x21-2B / %x2D-3C / %x3E-7E
-//! chr              = %x20 / nblk-chr
+//! list        = list-member 0*31( OWS "," OWS list-member )
+//! list-member = (key "=" value) / OWS          ; empty members are allowed
+//! key         = ( lcalpha / DIGIT ) 0*255( keychar )   ; 256 characters at most
+//! keychar     = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+//! value       = 0*255(chr) nblk-chr
+//! nblk-chr    = %x21-2B / %x2D-3C / %x3E-7E
+//! chr         = %x20 / nblk-chr
 //! ```
 //!
-//! Repeated headers are one list joined with `,`. Any invalid member, a
-//! duplicate key or more than 32 members invalidates the whole header.
+//! The older `tenant@system` split (a tenant of at most 241 and a system of at
+//! most 14 characters) is gone: `@` is an ordinary key character anywhere but
+//! first, so `foo@`, `foo@@bar` and a 256-character key are all valid.
+//!
+//! Repeated headers are one list joined with `,`. A repeated key keeps its
+//! first member and drops the later ones (the spec allows either keeping or
+//! dropping the copies; forwarding one copy is what the next hop can parse).
+//! Any invalid member or more than 32 members invalidates the whole header.
 
 use std::fmt;
 
@@ -56,9 +60,6 @@ pub enum TracestateError {
     /// A list member value does not match the value grammar.
     #[error("tracestate list member {0} has an invalid value")]
     InvalidValue(usize),
-    /// Two list members share a key.
-    #[error("tracestate list member {0} repeats an earlier key")]
-    DuplicateKey(usize),
 }
 
 /// A validated `tracestate` list, kept as its normalized header text
@@ -72,7 +73,8 @@ pub enum TracestateError {
 /// assert_eq!(ts.as_str(), "foo=1,bar@baz= 2");
 /// assert_eq!(ts.get("bar@baz"), Some(" 2"));
 /// assert_eq!(ts.len(), 2);
-/// assert!(Tracestate::parse("foo=1,foo=2").is_err());
+/// // A repeated key keeps its first member.
+/// assert_eq!(Tracestate::parse("foo=1,foo=2").unwrap().unwrap().as_str(), "foo=1");
 /// assert_eq!(Tracestate::parse(" , ").unwrap(), None);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -102,6 +104,10 @@ impl Tracestate {
     /// them, rejects keys that the current grammar allows, and forwards
     /// invalid members such as `foo=`.
     ///
+    /// The 32-member limit counts every non-empty member as received, repeated
+    /// keys included (the grammar allows 32 list members, whatever their keys),
+    /// so the work is bounded by the limit, not by the header length.
+    ///
     /// ```
     /// use telemetry_init_propagation::Tracestate;
     ///
@@ -114,6 +120,7 @@ impl Tracestate {
     {
         let mut out = String::new();
         let mut count = 0usize;
+        let mut kept = 0u8;
         for value in values {
             for raw in value.split(|&b| b == b',') {
                 let member = trim_ows(raw);
@@ -144,8 +151,13 @@ impl Tracestate {
                     return Err(TracestateError::InvalidKey(index));
                 };
                 if iter_members(&out).any(|(k, _)| k == key) {
-                    return Err(TracestateError::DuplicateKey(index));
+                    // WHY keep the first: the spec lets a vendor either pass
+                    // the copy on or drop it, and says a list should not hold
+                    // a key twice; the stock propagator drops the whole list,
+                    // which loses every other vendor's entry.
+                    continue;
                 }
+                kept += 1;
                 if !out.is_empty() {
                     out.push(',');
                 }
@@ -159,7 +171,7 @@ impl Tracestate {
         }
         Ok(Some(Tracestate {
             header: out.into_boxed_str(),
-            members: count as u8,
+            members: kept,
         }))
     }
 
@@ -224,9 +236,10 @@ impl Tracestate {
     /// Converts to an `opentelemetry` [`TraceState`], or `None` when that type
     /// cannot represent this list.
     ///
-    /// WHY `None` can happen: `TraceState`'s own key check (0.33) rejects a
-    /// valid multi-tenant key whose system-id has 14 characters (it allows
-    /// 13). Callers then keep the raw header (see
+    /// WHY `None` can happen: `TraceState`'s own key check (0.33) still
+    /// applies the older tenant/system split: it rejects valid keys with two
+    /// `@` or more than 13 characters after the `@`. Callers then keep the
+    /// raw header (see
     /// [`crate::Extracted::tracestate`]) so it is still forwarded.
     ///
     /// ```
@@ -290,39 +303,44 @@ fn iter_members(header: &str) -> impl Iterator<Item = (&str, &str)> {
 
 #[inline]
 fn is_key_char(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// Whether `key` is a valid `tracestate` key under the current grammar
-/// (simple keys up to 256 characters, `tenant@system` keys with a tenant of up
-/// to 241 and a system of up to 14 characters).
+/// Whether `key` is a valid `tracestate` key under the current grammar: a
+/// lowercase letter or digit, then up to 255 of `a-z 0-9 _ - * / @`.
 ///
 /// ```
 /// use telemetry_init_propagation::tracestate::is_valid_key;
 ///
 /// assert!(is_valid_key(b"congo"));
 /// assert!(is_valid_key(b"0tenant@vendor"));
-/// assert!(!is_valid_key(b"0simple"));
-/// assert!(!is_valid_key(b"foo@"));
+/// assert!(is_valid_key(b"0simple"));
+/// assert!(is_valid_key(b"foo@"));
+/// assert!(is_valid_key(b"foo@@bar"));
+/// assert!(is_valid_key("z".repeat(256).as_bytes()));
+/// assert!(!is_valid_key("z".repeat(257).as_bytes()));
+/// assert!(!is_valid_key(b"@foo"));
+/// assert!(!is_valid_key(b"Foo"));
 /// ```
 pub fn is_valid_key(key: &[u8]) -> bool {
-    match key.iter().position(|&b| b == b'@') {
-        None => {
-            matches!(key.first(), Some(b'a'..=b'z'))
-                && key.len() <= 256
-                && key.iter().all(|&b| is_key_char(b))
-        }
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            matches!(tenant.first(), Some(b'a'..=b'z' | b'0'..=b'9'))
-                && tenant.len() <= 241
-                && tenant.iter().all(|&b| is_key_char(b))
-                && matches!(system.first(), Some(b'a'..=b'z'))
-                && system.len() <= 14
-                && system.iter().all(|&b| is_key_char(b))
-        }
-    }
+    // WHY not the stock rule: `TraceState` 0.33 still applies the older
+    // tenant/system split, so it refuses `foo@`, `foo@@bar` and 15-character
+    // system ids that the current grammar (and the W3C suite) accept.
+    matches!(key.first(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && key.len() <= MAX_KEY_LEN
+        && key.iter().all(|&b| is_key_char(b))
 }
+
+/// Longest valid `tracestate` key.
+///
+/// ```
+/// use telemetry_init_propagation::{tracestate::MAX_KEY_LEN, Tracestate};
+///
+/// let key = "k".repeat(MAX_KEY_LEN);
+/// assert!(Tracestate::parse(&format!("{key}=1")).unwrap().is_some());
+/// assert!(Tracestate::parse(&format!("{key}k=1")).is_err());
+/// ```
+pub const MAX_KEY_LEN: usize = 256;
 
 /// Whether `value` is a valid `tracestate` value: 1 to 256 printable ASCII
 /// characters except `,` and `=`, not ending in a space.
@@ -385,26 +403,32 @@ mod tests {
         }
     }
 
+    // test_tracestate_duplicated_keys of the W3C suite: the list is kept,
+    // with one copy of the repeated key (the first).
     #[test]
-    fn duplicate_keys_drop_everything() {
-        assert_eq!(
-            parse(&["foo=1,foo=1"]),
-            Err(TracestateError::DuplicateKey(1))
-        );
-        assert_eq!(
-            parse(&["foo=1,foo=2"]),
-            Err(TracestateError::DuplicateKey(1))
-        );
-        assert_eq!(
-            parse(&["foo=1", "foo=1"]),
-            Err(TracestateError::DuplicateKey(1))
-        );
-        assert_eq!(
-            parse(&["foo=1", "foo=2"]),
-            Err(TracestateError::DuplicateKey(1))
-        );
+    fn duplicate_keys_keep_the_first_member() {
+        for (values, expected) in [
+            (&["foo=1,foo=1"][..], "foo=1"),
+            (&["foo=1,foo=2"][..], "foo=1"),
+            (&["foo=1", "foo=1"][..], "foo=1"),
+            (&["foo=1", "foo=2"][..], "foo=1"),
+            (&["a=1,foo=1,b=2", "foo=2,c=3"][..], "a=1,foo=1,b=2,c=3"),
+        ] {
+            let ts = ok(values);
+            assert_eq!(ts.as_str(), expected, "{values:?}");
+            assert_eq!(ts.len(), expected.split(',').count(), "{values:?}");
+        }
         // A prefix is not a duplicate.
         assert_eq!(ok(&["foo=1,fo=2,foo@x=3"]).len(), 3);
+        // Copies still count towards the 32-member limit of the grammar.
+        let copies = vec!["foo=1"; 33].join(",");
+        assert_eq!(parse(&[&copies]), Err(TracestateError::TooManyMembers));
+        assert_eq!(ok(&[&vec!["foo=1"; 32].join(",")]).as_str(), "foo=1");
+        // An invalid member after a duplicate still drops the whole list.
+        assert_eq!(
+            parse(&["foo=1,foo=2,bar="]),
+            Err(TracestateError::InvalidValue(2))
+        );
     }
 
     #[test]
@@ -438,45 +462,72 @@ mod tests {
 
     #[test]
     fn illegal_keys() {
-        for v in ["foo =1", "FOO=1", "foo.bar=1", "0foo=1", "=1", "fo\u{e9}=1"] {
+        for v in [
+            "foo =1",
+            "FOO=1",
+            "foo.bar=1",
+            "=1",
+            "fo\u{e9}=1",
+            "_foo=1",
+            "-foo=1",
+        ] {
             assert!(
                 matches!(parse(&[v]), Err(TracestateError::InvalidKey(0))),
                 "{v}"
             );
         }
+        // A leading digit is allowed by the current grammar.
+        assert_eq!(ok(&["0foo=1"]).get("0foo"), Some("1"));
     }
 
+    // test_tracestate_key_illegal_vendor_format of the W3C suite.
     #[test]
-    fn illegal_vendor_format() {
-        for v in [
-            "foo@=1,bar=2",
-            "@foo=1,bar=2",
-            "foo@@bar=1,bar=2",
-            "foo@bar@baz=1,bar=2",
-            "foo@0bar=1,bar=2",
-            "foo@Bar=1,bar=2",
+    fn at_signs_in_keys() {
+        for (v, key) in [
+            ("foo@=1,bar=2", "foo@"),
+            ("foo@@bar=1,bar=2", "foo@@bar"),
+            ("foo@bar@baz=1,bar=2", "foo@bar@baz"),
+            ("foo@0bar=1,bar=2", "foo@0bar"),
         ] {
-            assert_eq!(parse(&[v]), Err(TracestateError::InvalidKey(0)), "{v}");
+            let ts = ok(&[v]);
+            assert_eq!(ts.get(key), Some("1"), "{v}");
+            assert_eq!(ts.get("bar"), Some("2"), "{v}");
         }
+        // A key may not start with '@', and an invalid member drops the list.
+        assert_eq!(
+            parse(&["@foo=1,bar=2"]),
+            Err(TracestateError::InvalidKey(0))
+        );
+        assert_eq!(
+            parse(&["foo@Bar=1,bar=2"]),
+            Err(TracestateError::InvalidKey(0))
+        );
     }
 
+    // test_tracestate_key_length_limit of the W3C suite.
     #[test]
     fn key_length_limits() {
-        assert!(parse(&["foo=1", &format!("{}=1", "z".repeat(256))]).is_ok());
-        assert_eq!(
-            parse(&["foo=1", &format!("{}=1", "z".repeat(257))]),
-            Err(TracestateError::InvalidKey(1))
-        );
-        let max_tenant = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
-        assert_eq!(ok(&["foo=1", &max_tenant]).get("foo"), Some("1"));
-        assert_eq!(
-            parse(&["foo=1", &format!("{}@v=1", "t".repeat(242))]),
-            Err(TracestateError::InvalidKey(1))
-        );
-        assert_eq!(
-            parse(&["foo=1", &format!("t@{}=1", "v".repeat(15))]),
-            Err(TracestateError::InvalidKey(1))
-        );
+        for key in [
+            "z".repeat(256),
+            format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+            format!("{}@v", "t".repeat(242)),
+            format!("t@{}", "v".repeat(15)),
+            format!("{}@", "t".repeat(255)),
+        ] {
+            let ts = ok(&["foo=1", &format!("{key}=1")]);
+            assert_eq!(ts.get("foo"), Some("1"), "{key}");
+            assert_eq!(ts.get(&key), Some("1"), "{key}");
+        }
+        for key in [
+            "z".repeat(257),
+            format!("{}@{}", "t".repeat(128), "v".repeat(128)),
+        ] {
+            assert_eq!(
+                parse(&["foo=1", &format!("{key}=1")]),
+                Err(TracestateError::InvalidKey(1)),
+                "{key}"
+            );
+        }
     }
 
     #[test]
@@ -511,8 +562,10 @@ mod tests {
         assert_eq!(otel.header(), "foo=1,bar@baz=2");
         assert_eq!(Tracestate::from_trace_state(&otel), Some(ts));
         // Valid for the spec, not representable by TraceState 0.33.
-        let wide = ok(&[&format!("t@{}=1", "v".repeat(14))]);
-        assert_eq!(wide.to_trace_state(), None);
+        for key in [format!("t@{}", "v".repeat(14)), "foo@@bar".to_string()] {
+            let wide = ok(&[&format!("{key}=1")]);
+            assert_eq!(wide.to_trace_state(), None, "{key}");
+        }
         assert_eq!(Tracestate::from_trace_state(&TraceState::NONE), None);
     }
 }

@@ -267,6 +267,82 @@ mod tests {
         assert!(calls[0].get("tracestate").is_none());
     }
 
+    // test_propagates_random_flag of the W3C suite: an unsampled caller with
+    // the random flag. The SDK gives the dropped span flags `00`; the flag
+    // must still reach every callback of the same trace.
+    #[tokio::test]
+    async fn random_flag_survives_an_unsampled_caller() {
+        let (_, calls) = run(
+            &[("traceparent", &format!("00-{TID}-1234567890123456-02"))],
+            2,
+        )
+        .await;
+        for h in &calls {
+            let tp = traceparent(h);
+            assert_eq!(tp[1], TID);
+            assert_ne!(tp[2], "1234567890123456");
+            assert_eq!(tp[3], "02", "random kept, still unsampled");
+        }
+    }
+
+    // Only the defined flag bits go downstream.
+    #[tokio::test]
+    async fn reserved_flag_bits_are_not_forwarded() {
+        for (sent, expected) in [("ff", "03"), ("fe", "02"), ("fd", "01"), ("80", "00")] {
+            let (_, calls) = run(
+                &[("traceparent", &format!("00-{TID}-1234567890123456-{sent}"))],
+                1,
+            )
+            .await;
+            let tp = traceparent(&calls[0]);
+            assert_eq!(tp[1], TID, "{sent}");
+            assert_eq!(tp[3], expected, "{sent}");
+        }
+    }
+
+    // test_tracestate_duplicated_keys, test_tracestate_key_illegal_vendor_format
+    // and test_tracestate_key_length_limit of the W3C suite, end to end.
+    #[tokio::test]
+    async fn tracestate_cases_of_the_suite() {
+        let z256 = format!("{}=1", "z".repeat(256));
+        let t241 = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
+        let t242 = format!("{}@v=1", "t".repeat(242));
+        let t15 = format!("t@{}=1", "v".repeat(15));
+        let z257 = format!("{}=1", "z".repeat(257));
+        let cases: Vec<(Vec<&str>, Option<String>)> = vec![
+            (vec!["foo=1,foo=1"], Some("foo=1".into())),
+            (vec!["foo=1,foo=2"], Some("foo=1".into())),
+            (vec!["foo=1", "foo=1"], Some("foo=1".into())),
+            (vec!["foo=1", "foo=2"], Some("foo=1".into())),
+            (vec!["foo@=1,bar=2"], Some("foo@=1,bar=2".into())),
+            (vec!["@foo=1,bar=2"], None),
+            (vec!["foo@@bar=1,bar=2"], Some("foo@@bar=1,bar=2".into())),
+            (
+                vec!["foo@bar@baz=1,bar=2"],
+                Some("foo@bar@baz=1,bar=2".into()),
+            ),
+            (vec!["foo=1", &z256], Some(format!("foo=1,{z256}"))),
+            (vec!["foo=1", &z257], None),
+            (vec!["foo=1", &t241], Some(format!("foo=1,{t241}"))),
+            (vec!["foo=1", &t242], Some(format!("foo=1,{t242}"))),
+            (vec!["foo=1", &t15], Some(format!("foo=1,{t15}"))),
+        ];
+        for (tracestate, expected) in cases {
+            let tp = format!("00-{TID}-1234567890123456-00");
+            let mut headers = vec![("traceparent", tp.as_str())];
+            headers.extend(tracestate.iter().map(|v| ("tracestate", *v)));
+            let (_, calls) = run(&headers, 1).await;
+            assert_eq!(traceparent(&calls[0])[1], TID, "{tracestate:?}");
+            assert_eq!(
+                calls[0]
+                    .get("tracestate")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+                expected,
+                "{tracestate:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn empty_array_answers_immediately() {
         let (status, calls) = run(&[], 0).await;
