@@ -149,56 +149,23 @@ impl Writer {
     }
 
     fn write_batch(&mut self, ops: Vec<(Op, usize)>) {
-        let mut summary = BatchSummary::default();
-        let mut flushes = Vec::new();
-        let mut bytes = 0;
-        let now = now_us();
-        let result = (|| -> rusqlite::Result<()> {
-            let tx = self.conn.transaction()?;
-            for (op, size) in ops {
-                bytes += size;
-                match op {
-                    Op::Traces(req) => write_traces(&tx, &mut self.resources, &req, &mut summary)?,
-                    Op::Logs(req) => write_logs(&tx, &mut self.resources, &req, &mut summary)?,
-                    Op::Metrics(req) => write_metrics(
-                        &tx,
-                        &mut self.resources,
-                        &mut self.metrics,
-                        &mut self.series,
-                        &req,
-                        now,
-                        &mut summary,
-                    )?,
-                    Op::Events {
-                        stream,
-                        time_us,
-                        lines,
-                    } => write_events(
-                        &tx,
-                        &mut self.streams,
-                        &stream,
-                        time_us,
-                        &lines,
-                        &mut summary,
-                    )?,
-                    Op::Flush(done) => flushes.push(done),
-                    Op::Shutdown => {}
+        let bytes: usize = ops.iter().map(|(_, size)| size).sum();
+        let mut attempts = 0;
+        let result = loop {
+            match self.try_write(&ops) {
+                // Someone else (a `sqlite3` shell) holds the write lock past
+                // the busy timeout: keep the batch and try again rather than
+                // lose what was acknowledged.
+                Err(e) if is_busy(&e) && attempts < MAX_BUSY_RETRIES => {
+                    attempts += 1;
+                    self.clear_caches();
                 }
+                other => break other,
             }
-            {
-                let mut update = tx.prepare_cached(
-                    "UPDATE resources SET span_count = span_count + ?2, log_count = log_count + ?3,
-                        last_seen_us = max(last_seen_us, ?4) WHERE id = ?1",
-                )?;
-                for (rid, (spans, logs, last)) in &summary.per_resource {
-                    update.execute(params![rid, *spans as i64, *logs as i64, last])?;
-                }
-            }
-            tx.commit()
-        })();
+        };
         self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         match result {
-            Ok(()) => {
+            Ok(summary) => {
                 self.retention.counts.spans += summary.spans;
                 self.retention.counts.logs += summary.logs;
                 self.retention.counts.metric_points += summary.metric_points;
@@ -208,18 +175,80 @@ impl Writer {
                 }
             }
             Err(e) => {
-                // The caches may name rows the rollback removed.
-                self.resources.clear();
-                self.metrics.clear();
-                self.series.clear();
-                self.streams.clear();
+                self.clear_caches();
                 self.shared.record_error(format!("write batch: {e}"));
             }
         }
-        for done in flushes {
-            let _ = done.send(());
+        for (op, _) in ops {
+            if let Op::Flush(done) = op {
+                let _ = done.send(());
+            }
         }
     }
+
+    /// The caches may name rows a rolled-back transaction removed.
+    fn clear_caches(&mut self) {
+        self.resources.clear();
+        self.metrics.clear();
+        self.series.clear();
+        self.streams.clear();
+    }
+
+    fn try_write(&mut self, ops: &[(Op, usize)]) -> rusqlite::Result<BatchSummary> {
+        let mut summary = BatchSummary::default();
+        let now = now_us();
+        let tx = self.conn.transaction()?;
+        for (op, _) in ops {
+            match op {
+                Op::Traces(req) => write_traces(&tx, &mut self.resources, req, &mut summary)?,
+                Op::Logs(req) => write_logs(&tx, &mut self.resources, req, &mut summary)?,
+                Op::Metrics(req) => write_metrics(
+                    &tx,
+                    &mut self.resources,
+                    &mut self.metrics,
+                    &mut self.series,
+                    req,
+                    now,
+                    &mut summary,
+                )?,
+                Op::Events {
+                    stream,
+                    time_us,
+                    lines,
+                } => write_events(
+                    &tx,
+                    &mut self.streams,
+                    stream,
+                    *time_us,
+                    lines,
+                    &mut summary,
+                )?,
+                Op::Flush(_) | Op::Shutdown => {}
+            }
+        }
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE resources SET span_count = span_count + ?2, log_count = log_count + ?3,
+                    last_seen_us = max(last_seen_us, ?4) WHERE id = ?1",
+            )?;
+            for (rid, (spans, logs, last)) in &summary.per_resource {
+                update.execute(params![rid, *spans as i64, *logs as i64, last])?;
+            }
+        }
+        tx.commit()?;
+        Ok(summary)
+    }
+}
+
+/// Retries of a batch that found the database locked (each waits up to the
+/// 5 s busy timeout): about five minutes in all.
+const MAX_BUSY_RETRIES: u32 = 60;
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn resource_id(
