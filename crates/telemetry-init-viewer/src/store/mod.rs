@@ -157,6 +157,10 @@ impl Store {
         let err = sqlite(&err_path);
         let conn = Connection::open(&path).map_err(&err)?;
         conn.execute_batch(schema::PRAGMAS).map_err(&err)?;
+        // The writer's page cache: random trace-id index inserts stay in
+        // memory up to this (it only grows as used; RSS stays bounded by it).
+        conn.execute_batch("PRAGMA cache_size = -65536;")
+            .map_err(&err)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(&err)?;

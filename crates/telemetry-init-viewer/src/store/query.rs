@@ -163,25 +163,56 @@ fn percentile(v: &[i64], p: f64) -> i64 {
 
 /// RED per service and route from the SERVER spans that started in `range`.
 pub fn red(conn: &Connection, service: Option<&str>, range: Range) -> rusqlite::Result<Vec<Red>> {
+    // Group by (resource row, route) reading the route as a borrowed str:
+    // one allocation per group, not per span (this scans every SERVER span
+    // of the range from a covering index).
+    let mut names: HashMap<i64, String> = HashMap::new();
+    {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, service FROM resources WHERE ?1 IS NULL OR service = ?1")?;
+        let mut rows = stmt.query(params![service])?;
+        while let Some(r) = rows.next()? {
+            names.insert(r.get(0)?, r.get(1)?);
+        }
+    }
     let mut stmt = conn.prepare_cached(
-        "SELECT r.service, s.route, s.duration_us, s.status_code = 2 OR coalesce(s.http_status >= 500, 0)
-         FROM spans s INDEXED BY spans_server JOIN resources r ON r.id = s.resource_id
-         WHERE s.kind = 2 AND s.start_us >= ?1 AND s.start_us < ?2 AND (?3 IS NULL OR r.service = ?3)",
+        "SELECT s.resource_id, s.route, s.duration_us, s.status_code = 2 OR coalesce(s.http_status >= 500, 0)
+         FROM spans s INDEXED BY spans_server
+         WHERE s.kind = 2 AND s.start_us >= ?1 AND s.start_us < ?2",
     )?;
-    let mut groups: HashMap<(String, String), (Vec<i64>, u64)> = HashMap::new();
-    let mut rows = stmt.query(params![range.from_us, range.to_us, service])?;
+    let mut groups: HashMap<i64, HashMap<String, (Vec<i64>, u64)>> = HashMap::new();
+    let mut rows = stmt.query(params![range.from_us, range.to_us])?;
     while let Some(row) = rows.next()? {
-        let service: String = row.get(0)?;
-        let route: Option<String> = row.get(1)?;
-        let key = (service, route.unwrap_or_default());
-        let entry = groups.entry(key).or_default();
+        let rid: i64 = row.get(0)?;
+        if !names.contains_key(&rid) {
+            continue;
+        }
+        let route = match row.get_ref(1)? {
+            rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(""),
+            _ => "",
+        };
+        let by_route = groups.entry(rid).or_default();
+        let entry = match by_route.get_mut(route) {
+            Some(e) => e,
+            None => by_route.entry(route.to_owned()).or_default(),
+        };
         entry.0.push(row.get(2)?);
         if row.get::<_, bool>(3)? {
             entry.1 += 1;
         }
     }
+    // Resources of one service (e.g. several instances) merge here.
+    let mut merged: HashMap<(String, String), (Vec<i64>, u64)> = HashMap::new();
+    for (rid, by_route) in groups {
+        let service = names.get(&rid).cloned().unwrap_or_default();
+        for (route, (d, e)) in by_route {
+            let m = merged.entry((service.clone(), route)).or_default();
+            m.0.extend(d);
+            m.1 += e;
+        }
+    }
     let seconds = ((range.to_us - range.from_us) as f64 / 1e6).max(1e-6);
-    let mut out: Vec<Red> = groups
+    let mut out: Vec<Red> = merged
         .into_iter()
         .map(|((service, route), (mut d, errors))| {
             d.sort_unstable();
