@@ -85,9 +85,9 @@ fn span_id(n: u64) -> Vec<u8> {
 fn span(n: u64, start_ns: u64) -> Span {
     let trace = n / 3;
     let route = ROUTES[(trace % ROUTES.len() as u64) as usize];
-    let status = if trace % 50 == 0 { 500 } else { 200 };
+    let status = if trace.is_multiple_of(50) { 500 } else { 200 };
     let dur_us = 200 + (n * 7919) % 20_000;
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         Span {
             trace_id: trace_id(trace),
             span_id: span_id(n),
@@ -206,7 +206,7 @@ fn requests(
             schema_url: String::new(),
         }],
     };
-    let metrics = (b % 16 == 0).then(|| ExportMetricsServiceRequest {
+    let metrics = b.is_multiple_of(16).then(|| ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(svc),
             scope_metrics: vec![ScopeMetrics {
@@ -435,9 +435,6 @@ fn main() {
     if std::env::args().any(|a| a == "--idle-rss") {
         idle_rss();
         return;
-    }
-    if std::env::args().any(|a| a == "--bench") && std::env::var("SPANS").is_err() {
-        // `cargo bench` passes --bench; the full run is the default.
     }
     let total: u64 = std::env::var("SPANS")
         .ok()

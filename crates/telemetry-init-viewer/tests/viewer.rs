@@ -764,6 +764,9 @@ async fn red_services_search_and_export() {
     assert_eq!(count(&p), 5);
     let (_, p) = get_json(&viewer, "/api/traces?route=/health&limit=100").await;
     assert_eq!(count(&p), 10);
+    // http.route is stored in a column, not the JSON: the filter still finds it
+    let (_, p) = get_json(&viewer, "/api/traces?attr=http.route=/health&limit=100").await;
+    assert_eq!(count(&p), 10);
     let (_, p) = get_json(
         &viewer,
         "/api/traces?attr=http.response.status_code=500&limit=100",

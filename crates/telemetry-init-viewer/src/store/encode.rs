@@ -107,11 +107,20 @@ pub(crate) fn push_any(out: &mut String, v: Option<&AnyValue>, depth: usize) {
 }
 
 fn push_kvs(out: &mut String, kvs: &[KeyValue], depth: usize) {
+    push_kvs_skipping(out, kvs, depth, &[]);
+}
+
+fn push_kvs_skipping(out: &mut String, kvs: &[KeyValue], depth: usize, skip: &[&str]) {
     out.push('{');
-    for (i, kv) in kvs.iter().take(MAX_ATTRIBUTES).enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for kv in kvs.iter().take(MAX_ATTRIBUTES) {
+        if skip.contains(&kv.key.as_str()) {
+            continue;
+        }
+        if !first {
             out.push(',');
         }
+        first = false;
         push_json_str(out, &kv.key, MAX_NAME_BYTES);
         out.push(':');
         push_any(out, kv.value.as_ref(), depth);
@@ -127,6 +136,16 @@ pub(crate) fn attributes_json(kvs: &[KeyValue]) -> Option<String> {
     }
     let mut out = String::with_capacity(32 * kvs.len());
     push_kvs(&mut out, kvs, 0);
+    Some(out)
+}
+
+/// Like [`attributes_json`] without the keys in `skip` (stored in columns).
+pub(crate) fn attributes_json_skipping(kvs: &[KeyValue], skip: &[&str]) -> Option<String> {
+    if kvs.iter().all(|kv| skip.contains(&kv.key.as_str())) {
+        return None;
+    }
+    let mut out = String::with_capacity(32 * kvs.len());
+    push_kvs_skipping(&mut out, kvs, 0, skip);
     Some(out)
 }
 

@@ -342,7 +342,16 @@ pub fn search_traces(conn: &Connection, f: &TraceFilter) -> Result<TracePage, Qu
     if let Some((k, v)) = &f.attr {
         let path = attr_path(k)
             .ok_or_else(|| QueryError::BadRequest(format!("bad attribute key {k:?}")))?;
-        sql.push_str(" AND CAST(json_extract(s.attributes, ?) AS TEXT) = ?");
+        // Two attributes may live in columns (see `attr_moved`).
+        sql.push_str(match k.as_str() {
+            "http.route" => {
+                " AND CAST(CASE WHEN s.attr_moved & 1 THEN s.route ELSE json_extract(s.attributes, ?) END AS TEXT) = ?"
+            }
+            "http.response.status_code" => {
+                " AND CAST(CASE WHEN s.attr_moved & 2 THEN s.http_status ELSE json_extract(s.attributes, ?) END AS TEXT) = ?"
+            }
+            _ => " AND CAST(json_extract(s.attributes, ?) AS TEXT) = ?",
+        });
         args.push(path.into());
         args.push(v.clone().into());
     }
@@ -559,7 +568,8 @@ pub fn parse_trace_id(s: &str) -> Option<Vec<u8>> {
 pub fn trace(conn: &Connection, trace_id: &[u8]) -> rusqlite::Result<Option<TraceView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.span_id, s.parent_span_id, s.name, s.kind, r.service, s.start_us, s.duration_us,
-                s.status_code, s.status_message, s.attributes, r.attributes, s.scope
+                s.status_code, s.status_message, s.attributes, r.attributes, s.scope,
+                s.attr_moved, s.route, s.http_status
          FROM spans s JOIN resources r ON r.id = s.resource_id
          WHERE s.trace_id = ?1 ORDER BY s.start_us, s.id LIMIT ?2",
     )?;
@@ -570,6 +580,20 @@ pub fn trace(conn: &Connection, trace_id: &[u8]) -> rusqlite::Result<Option<Trac
         rowids.push(r.get::<_, i64>(0)?);
         let start: i64 = r.get(6)?;
         let duration: i64 = r.get(7)?;
+        let mut attributes = parse_json(r.get(10)?);
+        let moved: i64 = r.get(13)?;
+        if let Json::Object(map) = &mut attributes {
+            if moved & super::writer::MOVED_ROUTE != 0
+                && let Some(route) = r.get::<_, Option<String>>(14)?
+            {
+                map.insert("http.route".into(), Json::String(route));
+            }
+            if moved & super::writer::MOVED_STATUS != 0
+                && let Some(status) = r.get::<_, Option<i64>>(15)?
+            {
+                map.insert("http.response.status_code".into(), Json::from(status));
+            }
+        }
         spans.push(SpanView {
             span_id: hex(&r.get::<_, Vec<u8>>(1)?),
             parent_span_id: opt_hex(r.get(2)?),
@@ -581,7 +605,7 @@ pub fn trace(conn: &Connection, trace_id: &[u8]) -> rusqlite::Result<Option<Trac
             duration_us: duration,
             status_code: status_name(r.get(8)?),
             status_message: r.get(9)?,
-            attributes: parse_json(r.get(10)?),
+            attributes,
             resource: parse_json(r.get(11)?),
             scope: r.get(12)?,
             events: Vec::new(),

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS spans (
     status_message  TEXT,
     route           TEXT,
     http_status     INTEGER,
+    attr_moved      INTEGER NOT NULL DEFAULT 0,
     scope           TEXT,
     attributes      TEXT
 );

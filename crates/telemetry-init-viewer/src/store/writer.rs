@@ -14,9 +14,12 @@ use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point}
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use rusqlite::{Connection, Transaction, params};
 
-use super::encode::{self, attributes_json, attributes_json_or_empty, body_text, valid_id};
+use super::encode::{
+    self, attributes_json, attributes_json_or_empty, attributes_json_skipping, body_text, valid_id,
+};
 use super::retention::Retention;
 use super::{Shared, StreamMeta};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 /// One unit of work for the writer.
 pub(crate) enum Op {
@@ -285,8 +288,8 @@ fn write_traces(
 ) -> rusqlite::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO spans (trace_id, span_id, parent_span_id, resource_id, name, kind, start_us, duration_us,
-            status_code, status_message, route, http_status, scope, attributes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            status_code, status_message, route, http_status, attr_moved, scope, attributes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let mut insert_event = tx.prepare_cached(
         "INSERT INTO span_events (span_row, time_us, name, attributes) VALUES (?1, ?2, ?3, ?4)",
@@ -317,6 +320,10 @@ fn write_traces(
                 let http_status = encode::int_attr(&span.attributes, "http.response.status_code")
                     .or_else(|| encode::int_attr(&span.attributes, "http.status_code"))
                     .filter(|s| (100..1000).contains(s));
+                // Attributes the columns hold exactly are not repeated in the
+                // JSON (bytes per span); `attr_moved` says which, and reads
+                // put them back.
+                let (moved, skip) = moved_attributes(&span.attributes);
                 let (code, message) = span
                     .status
                     .as_ref()
@@ -340,8 +347,9 @@ fn write_traces(
                     (!message.is_empty()).then_some(message),
                     route.as_deref(),
                     http_status,
+                    moved,
                     scope,
-                    attributes_json(&span.attributes),
+                    attributes_json_skipping(&span.attributes, skip),
                 ])?;
                 wrote = true;
                 summary.spans += 1;
@@ -378,6 +386,36 @@ fn write_traces(
         }
     }
     Ok(())
+}
+
+/// Bit of `spans.attr_moved`: `http.route` is in the `route` column.
+pub(crate) const MOVED_ROUTE: i64 = 1;
+/// Bit of `spans.attr_moved`: `http.response.status_code` is in `http_status`.
+pub(crate) const MOVED_STATUS: i64 = 2;
+
+/// Which of `http.route` / `http.response.status_code` the columns hold
+/// exactly (a bounded-length string route; an integer status in 100..1000).
+fn moved_attributes(attrs: &[KeyValue]) -> (i64, &'static [&'static str]) {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    let value = |key: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+    };
+    let route =
+        matches!(value("http.route"), Some(V::StringValue(r)) if r.len() <= encode::MAX_NAME_BYTES);
+    let status = matches!(value("http.response.status_code"), Some(V::IntValue(s)) if (100..1000).contains(s));
+    match (route, status) {
+        (true, true) => (
+            MOVED_ROUTE | MOVED_STATUS,
+            &["http.route", "http.response.status_code"],
+        ),
+        (true, false) => (MOVED_ROUTE, &["http.route"]),
+        (false, true) => (MOVED_STATUS, &["http.response.status_code"]),
+        (false, false) => (0, &[]),
+    }
 }
 
 /// The RED route of a span: `http.route`, else `rpc.service/rpc.method`.
