@@ -60,6 +60,7 @@ mod receiver;
 mod server;
 pub mod snapshot;
 mod store;
+pub mod tls;
 mod value;
 
 pub use assert::AssertionError;
@@ -69,4 +70,5 @@ pub use model::{
 };
 pub use receiver::{OtlpReceiver, ReceiverBuilder, ReceiverError, ReceiverHandle, WaitError};
 pub use store::{Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, RequestCount};
+pub use tls::{PkiFiles, PkiOptions, ReceiverTls, TestPki, TlsError};
 pub use value::Value;

@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use crate::model::{ReceivedLog, ReceivedMetric, ReceivedSpan, Signal, Transport};
 use crate::server::{serve_grpc, serve_http};
 use crate::store::{Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, Shared, State};
+use crate::tls::{ReceiverTls, RequiredHeaders};
+use tokio_rustls::TlsAcceptor;
 
 /// Starting a receiver failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,12 @@ pub enum ReceiverError {
     /// The receiver's runtime or thread could not be created.
     #[error("cannot start the OTLP receiver's runtime thread: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A required header's name or value is not a valid HTTP header.
+    #[error("invalid required header {0:?}")]
+    InvalidHeader(String),
 }
 
 /// A wait timed out before its condition held.
@@ -82,6 +90,8 @@ pub struct ReceiverBuilder {
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     memory_budget_bytes: usize,
+    tls: Option<ReceiverTls>,
+    required_headers: Vec<(String, String)>,
 }
 
 impl Default for ReceiverBuilder {
@@ -90,6 +100,8 @@ impl Default for ReceiverBuilder {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
+            tls: None,
+            required_headers: Vec::new(),
         }
     }
 }
@@ -115,6 +127,32 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Serves both listeners over TLS (see [`crate::tls`]): the endpoints
+    /// become `https://`, and a client certificate may be required.
+    pub fn tls(mut self, tls: ReceiverTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Answers export requests that lack `name: value` with HTTP 401 or
+    /// gRPC `UNAUTHENTICATED` (counted in
+    /// [`OtlpReceiver::unauthenticated_requests`]). Repeatable: every
+    /// required header must be present.
+    ///
+    /// ```
+    /// use telemetry_init_testing::OtlpReceiver;
+    ///
+    /// let receiver = OtlpReceiver::builder()
+    ///     .require_header("authorization", "Basic dXNlcjpwYXNz")
+    ///     .start_blocking()
+    ///     .unwrap();
+    /// assert_eq!(receiver.unauthenticated_requests(), 0);
+    /// ```
+    pub fn require_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.required_headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Binds both listeners and starts the servers on the receiver's own
     /// runtime thread; see [`OtlpReceiver`].
     pub async fn start(self) -> Result<OtlpReceiver, ReceiverError> {
@@ -135,6 +173,19 @@ impl ReceiverBuilder {
             let local = listener.local_addr().map_err(err)?;
             Ok::<_, ReceiverError>((listener, local))
         };
+        let mut required = Vec::new();
+        for (name, value) in &self.required_headers {
+            let n = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ReceiverError::InvalidHeader(name.clone()))?;
+            let v = http::HeaderValue::from_str(value)
+                .map_err(|_| ReceiverError::InvalidHeader(name.clone()))?;
+            required.push((n, v));
+        }
+        let auth = RequiredHeaders {
+            headers: Arc::new(required),
+            refused: Arc::default(),
+        };
+        let acceptors = self.tls.as_ref().map(ReceiverTls::acceptors).transpose()?;
         let (grpc, grpc_addr) = bind("gRPC", self.grpc_addr)?;
         let (http, http_addr) = bind("HTTP", self.http_addr)?;
         let shared = Arc::new(Shared::new(self.memory_budget_bytes));
@@ -144,10 +195,11 @@ impl ReceiverBuilder {
             .map_err(ReceiverError::Runtime)?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let thread_shared = shared.clone();
+        let thread_auth = auth.clone();
         std::thread::Builder::new()
             .name(format!("otlp-receiver-{}", grpc_addr.port()))
             .spawn(move || {
-                run_servers(runtime, thread_shared, grpc, http);
+                run_servers(runtime, thread_shared, grpc, http, acceptors, thread_auth);
                 let _ = done_tx.send(());
             })
             .map_err(ReceiverError::Runtime)?;
@@ -155,6 +207,8 @@ impl ReceiverBuilder {
             handle: ReceiverHandle { shared },
             grpc_addr,
             http_addr,
+            scheme: if self.tls.is_some() { "https" } else { "http" },
+            refused: auth.refused,
             done: Some(done_rx),
         })
     }
@@ -168,6 +222,8 @@ fn run_servers(
     shared: Arc<Shared>,
     grpc: std::net::TcpListener,
     http: std::net::TcpListener,
+    tls: Option<(TlsAcceptor, TlsAcceptor)>,
+    auth: RequiredHeaders,
 ) {
     let mut shutdown = shared.shutdown.subscribe();
     runtime.block_on(async move {
@@ -176,8 +232,9 @@ fn run_servers(
             let http = TcpListener::from_std(http);
             match (grpc, http) {
                 (Ok(grpc), Ok(http)) => {
-                    let g = tokio::spawn(serve_grpc(shared.clone(), grpc));
-                    let h = tokio::spawn(serve_http(shared.clone(), http));
+                    let (grpc_tls, http_tls) = tls.unzip();
+                    let g = tokio::spawn(serve_grpc(shared.clone(), grpc, grpc_tls, auth.clone()));
+                    let h = tokio::spawn(serve_http(shared.clone(), http, http_tls, auth));
                     Some((g, h))
                 }
                 _ => None,
@@ -214,6 +271,8 @@ pub struct OtlpReceiver {
     handle: ReceiverHandle,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    scheme: &'static str,
+    refused: Arc<std::sync::atomic::AtomicU64>,
     done: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
@@ -245,14 +304,21 @@ impl OtlpReceiver {
         ReceiverBuilder::default()
     }
 
-    /// The gRPC endpoint, e.g. `http://127.0.0.1:4317`.
+    /// The gRPC endpoint, e.g. `http://127.0.0.1:4317` (`https://` with TLS).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme, self.grpc_addr)
     }
 
-    /// The HTTP base endpoint, e.g. `http://127.0.0.1:4318` (append `/v1/traces` etc.).
+    /// The HTTP base endpoint, e.g. `http://127.0.0.1:4318` (`https://`
+    /// with TLS; append `/v1/traces` etc.).
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme, self.http_addr)
+    }
+
+    /// Requests answered 401 / `UNAUTHENTICATED` for lacking a header set
+    /// with [`ReceiverBuilder::require_header`].
+    pub fn unauthenticated_requests(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The bound gRPC address.

@@ -34,6 +34,8 @@ use tonic::codec::CompressionEncoding;
 use crate::codec::{Decoded, MAX_MESSAGE_BYTES, decode_http};
 use crate::model::{Signal, Transport, logs_from, metrics_from, spans_from};
 use crate::store::{Behavior, Shared};
+use crate::tls::{AuthLayer, RequiredHeaders};
+use tokio_rustls::TlsAcceptor;
 
 pub(crate) enum Admission {
     Accept,
@@ -177,26 +179,46 @@ impl MetricsService for GrpcSvc {
     }
 }
 
-pub(crate) async fn serve_grpc(shared: Arc<Shared>, listener: TcpListener) {
-    let svc = GrpcSvc(shared.clone());
+/// The three OTLP gRPC services.
+fn grpc_routes(shared: Arc<Shared>) -> tonic::service::Routes {
+    let svc = GrpcSvc(shared);
+    tonic::service::Routes::new(
+        TraceServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        LogsServiceServer::new(svc.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .add_service(
+        MetricsServiceServer::new(svc)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+    )
+    .prepare()
+}
+
+pub(crate) async fn serve_grpc(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    auth: RequiredHeaders,
+) {
     let mut shutdown = shared.shutdown.subscribe();
+    let routes = grpc_routes(shared.clone());
+    if let Some(acceptor) = tls {
+        let service = tower::ServiceBuilder::new()
+            .layer(AuthLayer(auth))
+            .service(routes);
+        crate::tls::serve(listener, acceptor, service, shutdown).await;
+        return;
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let router = tonic::transport::Server::builder()
-        .add_service(
-            TraceServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            LogsServiceServer::new(svc.clone())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            MetricsServiceServer::new(svc)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        );
+        .layer(AuthLayer(auth))
+        .add_routes(routes);
     let signal = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
@@ -267,14 +289,24 @@ async fn http_metrics(State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes) -> R
     http_export::<Metrics>(s, h, b).await
 }
 
-pub(crate) async fn serve_http(shared: Arc<Shared>, listener: TcpListener) {
+pub(crate) async fn serve_http(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    auth: RequiredHeaders,
+) {
     let mut shutdown = shared.shutdown.subscribe();
     let app = Router::new()
         .route("/v1/traces", post(http_traces))
         .route("/v1/logs", post(http_logs))
         .route("/v1/metrics", post(http_metrics))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(AuthLayer(auth))
         .with_state(shared);
+    if let Some(acceptor) = tls {
+        crate::tls::serve(listener, acceptor, app, shutdown).await;
+        return;
+    }
     let signal = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };

@@ -22,7 +22,8 @@ use crate::{Error, TelemetryHandle, metrics_export};
 /// exporters' transport, and exporting them feeds telemetry back into itself
 /// (opentelemetry-rust #2877).
 const TRANSPORT_OFF: &str = "hyper=off,hyper_util=off,h2=off,tonic=off,tower=off,reqwest=off,\
-                             opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+                             opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off,\
+                             rustls=off,hyper_rustls=off,tokio_rustls=off";
 
 /// A per-layer filter for `directives` (`EnvFilter` syntax).
 ///
@@ -64,7 +65,8 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     let meter_provider = match (&config.metrics, &handle) {
         (ExporterSetting::Otlp(s), Some(h)) => {
             let exporter = metrics_export::RuntimeMetricExporter::new(
-                pipeline::metric_exporter(s, h)?,
+                pipeline::exporters::client(s, crate::config::Signal::Metrics, h)?,
+                s.protocol,
                 h.clone(),
                 s.timeout,
                 Arc::clone(&metric_health),

@@ -8,13 +8,18 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use tokio::runtime::Handle;
 
+use crate::config::{Protocol, Signal};
+use crate::pipeline::batch::{ExportError, record_outcome};
+use crate::pipeline::exporters::{OtlpClient, encode_metrics};
 use crate::pipeline::runtime;
 
-/// Wraps the OTLP exporter so the `PeriodicReader`'s plain thread can drive
-/// its tonic/reqwest future, with a bounded wait, and counts the outcome.
+/// Sends metrics with the same OTLP client, retry policy and failure
+/// accounting as spans and logs, driven from the `PeriodicReader`'s plain
+/// thread with a bounded wait.
 #[derive(Debug)]
 pub(crate) struct RuntimeMetricExporter {
-    inner: opentelemetry_otlp::MetricExporter,
+    client: OtlpClient,
+    protocol: Protocol,
     handle: Handle,
     timeout: Duration,
     health: HealthSlot,
@@ -27,13 +32,15 @@ pub(crate) type HealthSlot =
 
 impl RuntimeMetricExporter {
     pub(crate) fn new(
-        inner: opentelemetry_otlp::MetricExporter,
+        client: OtlpClient,
+        protocol: Protocol,
         handle: Handle,
         timeout: Duration,
         health: HealthSlot,
     ) -> Self {
         Self {
-            inner,
+            client,
+            protocol,
             handle,
             timeout,
             health,
@@ -69,43 +76,43 @@ impl PushMetricExporter for RuntimeMetricExporter {
         metrics: &ResourceMetrics,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let started = std::time::Instant::now();
+        let body = encode_metrics(self.protocol, metrics);
         let result = runtime::block_on(&self.handle, async {
-            match tokio::time::timeout(self.timeout, self.inner.export(metrics)).await {
+            match tokio::time::timeout(self.timeout, self.client.export(body, self.timeout)).await {
                 Ok(r) => r,
-                Err(_) => Err(OTelSdkError::Timeout(self.timeout)),
+                Err(_) => Err(ExportError::timeout(self.timeout)),
             }
         });
         if let Some(health) = self.health.get() {
-            use telemetry_init_metrics::Signal;
-            let points = data_points(metrics);
-            let seconds = started.elapsed().as_secs_f64();
-            match &result {
-                Ok(()) => {
-                    health.exported(Signal::MetricDataPoint, points);
-                    health.export_duration(Signal::MetricDataPoint, seconds, None);
-                }
-                Err(e) => {
-                    let error_type = match e {
-                        OTelSdkError::Timeout(_) => "timeout",
-                        _ => "export_failed",
-                    };
-                    health.failed(Signal::MetricDataPoint, points, error_type);
-                    health.export_duration(Signal::MetricDataPoint, seconds, Some(error_type));
-                }
-            }
+            record_outcome(
+                health,
+                Signal::Metrics,
+                data_points(metrics),
+                started,
+                &result,
+            );
         }
-        std::future::ready(result)
+        std::future::ready(match result {
+            Ok(_) => Ok(()),
+            Err(ExportError {
+                error_type: "timeout",
+                ..
+            }) => Err(OTelSdkError::Timeout(self.timeout)),
+            Err(e) => Err(OTelSdkError::InternalFailure(e.message)),
+        })
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        Ok(())
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
     }
 
     fn temporality(&self) -> Temporality {
-        self.inner.temporality()
+        // What opentelemetry-otlp's exporter defaults to, and what
+        // Prometheus-style backends (Mimir) store without conversion.
+        Temporality::Cumulative
     }
 }

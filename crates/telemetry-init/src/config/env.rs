@@ -129,7 +129,7 @@ pub(crate) fn parse_kv_list(var: &str, value: &str) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

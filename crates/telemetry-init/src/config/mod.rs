@@ -9,6 +9,7 @@
 pub(crate) mod env;
 mod otlp;
 mod sampler;
+pub mod tls;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use otlp::{Compression, OtlpSettings, Protocol, Signal};
 pub use sampler::SamplerSetting;
+pub use tls::TlsSettings;
 
 use crate::Error;
 use env::{Env, parse_name_list};
@@ -277,6 +279,46 @@ impl Builder {
         self
     }
 
+    /// Trusts only the CA certificates in this PEM file (instead of the
+    /// system's roots) for `https://` OTLP endpoints
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE` and its per-signal variants win).
+    ///
+    /// ```
+    /// let err = telemetry_init::builder()
+    ///     .otlp_endpoint("https://alloy.observability.svc:4317")
+    ///     .otlp_certificate("/etc/otel/missing-ca.pem")
+    ///     .env_lookup(|_| None)
+    ///     .resolve()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("/etc/otel/missing-ca.pem"));
+    /// ```
+    pub fn otlp_certificate(mut self, ca_pem: impl Into<std::path::PathBuf>) -> Self {
+        self.otlp.tls.ca = Some(ca_pem.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM chain) and private key (PEM)
+    /// to `https://` OTLP endpoints that ask for one, i.e. mutual TLS
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` / `_CLIENT_KEY` win).
+    pub fn otlp_client_identity(
+        mut self,
+        cert_pem: impl Into<std::path::PathBuf>,
+        key_pem: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.otlp.tls.client_cert = Some(cert_pem.into());
+        self.otlp.tls.client_key = Some(key_pem.into());
+        self
+    }
+
+    /// For a gRPC endpoint given without a scheme (`collector:4317`): `true`
+    /// connects in plain text, `false` (the default) with TLS
+    /// (`OTEL_EXPORTER_OTLP_INSECURE` wins). An endpoint's explicit
+    /// `http://` or `https://` always decides.
+    pub fn otlp_insecure(mut self, insecure: bool) -> Self {
+        self.otlp.insecure = Some(insecure);
+        self
+    }
+
     /// The stdout filter in `EnvFilter` syntax (`RUST_LOG` wins).
     pub fn stdout_filter(mut self, directives: impl Into<String>) -> Self {
         self.stdout_filter = Some(directives.into());
@@ -358,8 +400,8 @@ impl Builder {
     }
 
     /// Reads configuration variables through `lookup` instead of the process
-    /// environment. Meant for tests; note that the OTLP exporters still read
-    /// `OTEL_EXPORTER_OTLP_*` from the real environment.
+    /// environment (every variable, the `OTEL_EXPORTER_OTLP_*` ones included).
+    /// Meant for tests.
     pub fn env_lookup(
         mut self,
         lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,

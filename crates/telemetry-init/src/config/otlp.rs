@@ -5,7 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::env::{Env, parse_kv_list};
+use super::env::Env;
+use super::tls::{Sourced, TlsDefaults, TlsSettings};
 use crate::Error;
 
 /// A telemetry signal.
@@ -113,8 +114,12 @@ pub struct OtlpSettings {
     pub timeout: Duration,
     /// Body compression.
     pub compression: Compression,
-    /// Whether plain-text gRPC is allowed for `https`-less endpoints.
+    /// `OTEL_EXPORTER_OTLP_INSECURE`: for a gRPC endpoint given without a
+    /// scheme, whether it was taken as `http://` (plain text) rather than
+    /// `https://`. An explicit scheme always wins, as the spec says.
     pub insecure: bool,
+    /// The private CA and client identity used for `https://` endpoints.
+    pub tls: TlsSettings,
 }
 
 /// Code-level OTLP defaults set on the builder; the environment overrides them.
@@ -123,6 +128,8 @@ pub(crate) struct OtlpDefaults {
     pub(crate) endpoint: Option<String>,
     pub(crate) protocol: Option<Protocol>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) insecure: Option<bool>,
+    pub(crate) tls: TlsDefaults,
 }
 
 /// Resolves one signal's settings; `Ok(None)` means no endpoint is configured
@@ -141,11 +148,20 @@ pub(crate) fn resolve(
         None => defaults.protocol.unwrap_or_default(),
     };
 
+    let insecure = match env.first(&[&specific("INSECURE"), &generic("INSECURE")]) {
+        Some((var, v)) => super::env::parse_bool(&var, &v)?,
+        None => defaults.insecure.unwrap_or(false),
+    };
+
     // A signal-specific endpoint is used as is; a generic one is a base URL to
     // which OTLP/HTTP appends the signal's path.
     let endpoint = if let Some(v) = env.get(&specific("ENDPOINT")) {
-        validate_endpoint(&specific("ENDPOINT"), &v)?;
-        Some(v)
+        Some(normalize_endpoint(
+            &specific("ENDPOINT"),
+            &v,
+            protocol,
+            insecure,
+        )?)
     } else {
         let base = match env.get(&generic("ENDPOINT")) {
             Some(v) => Some((generic("ENDPOINT"), v)),
@@ -157,37 +173,70 @@ pub(crate) fn resolve(
         match base {
             None => None,
             Some((var, base)) => {
-                validate_endpoint(&var, &base)?;
-                Some(match protocol {
-                    Protocol::Grpc => base,
-                    Protocol::HttpProtobuf | Protocol::HttpJson => {
-                        format!("{}{}", base.trim_end_matches('/'), signal.http_path())
-                    }
+                let Endpoint { url, basic_auth } =
+                    normalize_endpoint(&var, &base, protocol, insecure)?;
+                Some(Endpoint {
+                    url: match protocol {
+                        Protocol::Grpc => url,
+                        Protocol::HttpProtobuf | Protocol::HttpJson => {
+                            format!("{}{}", url.trim_end_matches('/'), signal.http_path())
+                        }
+                    },
+                    basic_auth,
                 })
             }
         }
     };
 
-    let mut headers = defaults.headers.clone();
+    let mut headers = Vec::with_capacity(defaults.headers.len());
+    for (k, v) in &defaults.headers {
+        let valid = http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(v).is_ok();
+        if !valid {
+            return Err(Error::InvalidConfig(format!(
+                "otlp_header({k:?}, <redacted>): not a valid header name and value"
+            )));
+        }
+        headers.push((k.to_ascii_lowercase(), v.clone()));
+    }
     for var in [generic("HEADERS"), specific("HEADERS")] {
         if let Some(v) = env.get(&var) {
-            // Header values are credentials more often than not: a parse error
-            // names the variable but never echoes its value.
-            let pairs = parse_kv_list(&var, &v).map_err(|_| {
-                Error::invalid_env(
-                    &var,
-                    "<redacted>",
-                    "malformed header list",
-                    "a comma-separated list of key=value pairs, e.g. api-key=secret,tenant=a",
-                )
-            })?;
-            for (k, val) in pairs {
-                validate_header(&var, &k, &val)?;
+            for (k, val) in parse_headers(&var, &v)? {
                 headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&k));
                 headers.push((k, val));
             }
         }
     }
+    // Credentials in the URL become the Basic authorization header (as curl
+    // does), unless one is set explicitly; the URL keeps no trace of them.
+    let endpoint = endpoint.map(|e| {
+        if let Some(auth) = e.basic_auth
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            headers.push(("authorization".to_string(), auth));
+        }
+        e.url
+    });
+
+    let pick = |name: &str, code: &Option<std::path::PathBuf>| match env
+        .first(&[&specific(name), &generic(name)])
+    {
+        Some((var, path)) => Some(Sourced {
+            var,
+            path: path.into(),
+        }),
+        None => code.clone().map(|path| Sourced {
+            var: format!("{} (set in code)", name.to_ascii_lowercase()),
+            path,
+        }),
+    };
+    let tls = super::tls::resolve(
+        pick("CERTIFICATE", &defaults.tls.ca),
+        pick("CLIENT_CERTIFICATE", &defaults.tls.client_cert),
+        pick("CLIENT_KEY", &defaults.tls.client_key),
+    )?;
 
     let timeout = match env.first(&[&specific("TIMEOUT"), &generic("TIMEOUT")]) {
         Some((var, v)) => super::env::parse_millis(&var, &v)?,
@@ -210,11 +259,6 @@ pub(crate) fn resolve(
         None => Compression::None,
     };
 
-    let insecure = match env.first(&[&specific("INSECURE"), &generic("INSECURE")]) {
-        Some((var, v)) => super::env::parse_bool(&var, &v)?,
-        None => false,
-    };
-
     // Everything above is validated even without an endpoint, so a typo is
     // reported the day it is made, not the day an endpoint is added.
     Ok(endpoint.map(|endpoint| OtlpSettings {
@@ -224,54 +268,189 @@ pub(crate) fn resolve(
         timeout,
         compression,
         insecure,
+        tls,
     }))
 }
 
-fn validate_endpoint(var: &str, value: &str) -> Result<(), Error> {
+/// An endpoint as exporters use it: no credentials in the URL.
+struct Endpoint {
+    url: String,
+    /// `Basic …` from the URL's `user:password@`, if it had one.
+    basic_auth: Option<String>,
+}
+
+/// The endpoint without its userinfo, for error messages.
+pub(crate) fn redact_userinfo(value: &str) -> String {
+    let (scheme, rest) = match value.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, value),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        None => value.to_string(),
+        Some(at) => {
+            let tail = &rest[at + 1..];
+            match scheme {
+                Some(s) => format!("{s}://<redacted>@{tail}"),
+                None => format!("<redacted>@{tail}"),
+            }
+        }
+    }
+}
+
+/// Checks an endpoint and gives it a scheme and no userinfo. A gRPC
+/// endpoint without a scheme is `https://`, or `http://` when
+/// `OTEL_EXPORTER_OTLP_INSECURE=true` (the spec's only use of that variable).
+fn normalize_endpoint(
+    var: &str,
+    value: &str,
+    protocol: Protocol,
+    insecure: bool,
+) -> Result<Endpoint, Error> {
+    let shown = redact_userinfo(value);
     let accepted = "an absolute http:// or https:// URL, e.g. http://localhost:4317";
-    let uri: http::Uri = value
+    let (with_scheme, had_scheme) = if value.contains("://") {
+        (value.to_string(), true)
+    } else if protocol == Protocol::Grpc {
+        let scheme = if insecure { "http" } else { "https" };
+        (format!("{scheme}://{value}"), false)
+    } else {
+        // opentelemetry-otlp would silently assume https here, which never
+        // reaches a plain-text local collector: say so instead.
+        return Err(Error::invalid_env(var, &shown, "missing scheme", accepted));
+    };
+    let uri: http::Uri = with_scheme
         .parse()
-        .map_err(|e| Error::invalid_env(var, value, format!("not a URL ({e})"), accepted))?;
+        .map_err(|e| Error::invalid_env(var, &shown, format!("not a URL ({e})"), accepted))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        Some(other) => {
+        Some(other) if had_scheme => {
             return Err(Error::invalid_env(
                 var,
-                value,
+                &shown,
                 format!("unsupported scheme {other:?}"),
                 accepted,
             ));
         }
-        // opentelemetry-otlp would silently assume https here, which never
-        // reaches a plain-text local collector: say so instead.
-        None => {
-            return Err(Error::invalid_env(var, value, "missing scheme", accepted));
-        }
+        _ => return Err(Error::invalid_env(var, &shown, "missing scheme", accepted)),
     }
+    let Some(authority) = uri.authority() else {
+        return Err(Error::invalid_env(var, &shown, "missing host", accepted));
+    };
     if uri.host().is_none_or(str::is_empty) {
-        return Err(Error::invalid_env(var, value, "missing host", accepted));
+        return Err(Error::invalid_env(var, &shown, "missing host", accepted));
     }
-    Ok(())
+    let (basic_auth, url) = match authority.as_str().rsplit_once('@') {
+        None => (None, with_scheme),
+        Some((userinfo, host)) => {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let decode = |s: &str| {
+                super::env::percent_decode(s).ok_or_else(|| {
+                    Error::invalid_env(
+                        var,
+                        &shown,
+                        "bad percent-encoding in the URL's credentials",
+                        accepted,
+                    )
+                })
+            };
+            let credentials = format!("{}:{}", decode(user)?, decode(password)?);
+            let scheme = uri.scheme_str().unwrap_or("https");
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+            let path = if path == "/" && !with_scheme.ends_with('/') {
+                ""
+            } else {
+                path
+            };
+            (
+                Some(format!("Basic {}", base64_encode(credentials.as_bytes()))),
+                format!("{scheme}://{host}{path}"),
+            )
+        }
+    };
+    Ok(Endpoint { url, basic_auth })
 }
 
-fn validate_header(var: &str, key: &str, value: &str) -> Result<(), Error> {
-    let accepted = "key=value pairs with valid HTTP header names and values";
-    http::HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
-        Error::invalid_env(
-            var,
-            "<redacted>",
-            format!("invalid header name {key:?}"),
-            accepted,
-        )
-    })?;
-    // The value itself is a credential more often than not: never echo it.
-    http::HeaderValue::from_str(value).map_err(|_| {
-        Error::invalid_env(
-            var,
-            "<redacted>",
-            format!("invalid value for header {key:?}"),
-            accepted,
-        )
-    })?;
-    Ok(())
+/// Standard base64 with padding (RFC 4648), for Basic credentials.
+fn base64_encode(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes `OTEL_EXPORTER_OTLP_HEADERS` as the spec says: comma-separated
+/// `key=value` members, whitespace around keys and values trimmed, values
+/// percent-decoded (keys too: a valid header name is unchanged by it).
+/// Errors name the variable, the member's position and the header name,
+/// never a value: values are credentials more often than not.
+pub(crate) fn parse_headers(var: &str, value: &str) -> Result<Vec<(String, String)>, Error> {
+    let accepted = "comma-separated key=value pairs with percent-encoded values, \
+                    e.g. authorization=Basic%20dXNlcjpwYXNz,x-scope-orgid=tenant-a";
+    let mut out = Vec::new();
+    for (i, member) in value.split(',').enumerate() {
+        let n = i + 1;
+        let member = member.trim();
+        if member.is_empty() {
+            continue;
+        }
+        let Some((k, v)) = member.split_once('=') else {
+            return Err(Error::invalid_env(
+                var,
+                "<redacted>",
+                format!("member {n} has no '=' (expected key=value)"),
+                accepted,
+            ));
+        };
+        let key = super::env::percent_decode(k.trim())
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                Error::invalid_env(
+                    var,
+                    "<redacted>",
+                    format!("member {n} has an empty or badly percent-encoded key"),
+                    accepted,
+                )
+            })?;
+        if http::HeaderName::from_bytes(key.as_bytes()).is_err() {
+            return Err(Error::invalid_env(
+                var,
+                "<redacted>",
+                format!("member {n}: {key:?} is not a valid header name"),
+                accepted,
+            ));
+        }
+        let val = super::env::percent_decode(v.trim()).ok_or_else(|| {
+            Error::invalid_env(
+                var,
+                "<redacted>",
+                format!("the value of header {key:?} is badly percent-encoded"),
+                accepted,
+            )
+        })?;
+        if http::HeaderValue::from_str(&val).is_err() {
+            return Err(Error::invalid_env(
+                var,
+                "<redacted>",
+                format!("the value of header {key:?} has characters a header cannot carry"),
+                accepted,
+            ));
+        }
+        out.push((key.to_ascii_lowercase(), val));
+    }
+    Ok(out)
 }

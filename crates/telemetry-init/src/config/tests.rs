@@ -218,10 +218,13 @@ fn invalid_values_are_clear_errors() {
             &["OTEL_TRACES_SAMPLER_ARG", "\"1.5\""],
         ),
         (
-            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ],
             &[
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "\"localhost:4317\"",
+                "\"localhost:4318\"",
                 "http://",
             ],
         ),
@@ -239,7 +242,7 @@ fn invalid_values_are_clear_errors() {
         ),
         (
             &[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x")],
-            &["OTEL_EXPORTER_OTLP_HEADERS", "invalid header name"],
+            &["OTEL_EXPORTER_OTLP_HEADERS", "not a valid header name"],
         ),
         (
             &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
@@ -320,4 +323,165 @@ fn header_values_are_never_echoed() {
     )]);
     assert!(text.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{text}");
     assert!(!text.contains("secret456"), "{text}");
+}
+
+fn traces(c: &Config) -> &OtlpSettings {
+    match &c.traces {
+        ExporterSetting::Otlp(s) => s,
+        other => panic!("expected otlp, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_grpc_endpoint_without_scheme_follows_insecure() {
+    let c = resolve_with(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]).unwrap();
+    assert_eq!(traces(&c).endpoint, "https://collector:4317");
+    assert!(!traces(&c).insecure);
+    let c = resolve_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "true"),
+    ])
+    .unwrap();
+    assert_eq!(traces(&c).endpoint, "http://collector:4317");
+    // An explicit scheme always decides.
+    let c = resolve_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ])
+    .unwrap();
+    assert_eq!(traces(&c).endpoint, "https://collector:4317");
+    // The builder setting, overridden by the variable.
+    let c = Builder::default()
+        .otlp_endpoint("collector:4317")
+        .otlp_insecure(true)
+        .env_lookup(|_| None)
+        .resolve()
+        .unwrap();
+    assert_eq!(traces(&c).endpoint, "http://collector:4317");
+}
+
+#[test]
+fn endpoint_credentials_become_a_header_and_never_show() {
+    let c = resolve_with(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://12345:glc_s%40cret@otlp.example.net/otlp",
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+    ])
+    .unwrap();
+    let t = traces(&c);
+    assert_eq!(t.endpoint, "https://otlp.example.net/otlp/v1/traces");
+    // base64("12345:glc_s@cret")
+    assert!(
+        t.headers.contains(&(
+            "authorization".into(),
+            "Basic MTIzNDU6Z2xjX3NAY3JldA==".into()
+        )),
+        "{:?}",
+        t.headers.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("glc_") && !shown.contains("MTIz"),
+        "{shown}"
+    );
+    // An explicit authorization header wins over the URL's credentials.
+    let c = resolve_with(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://u:p@otlp.example.net",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20t"),
+    ])
+    .unwrap();
+    let auth: Vec<_> = traces(&c)
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "authorization")
+        .collect();
+    assert_eq!(
+        auth,
+        [&("authorization".to_string(), "Bearer t".to_string())]
+    );
+    // A bad URL with credentials: the error never echoes them.
+    let err = err_text(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://user:hunter2@host")]);
+    assert!(err.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
+    assert!(!err.contains("hunter2") && !err.contains("user"), "{err}");
+}
+
+#[test]
+fn headers_decode_as_the_spec_says() {
+    let c = resolve_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            " api-key = a%2Cb%3Dc ,, Authorization=Basic%20dXNlcjpwYXNz==,x-empty=",
+        ),
+    ])
+    .unwrap();
+    let h = &traces(&c).headers;
+    assert!(h.contains(&("api-key".into(), "a,b=c".into())), "{h:?}");
+    // '=' after the first one belongs to the value (base64 padding).
+    assert!(h.contains(&("authorization".into(), "Basic dXNlcjpwYXNz==".into())));
+    assert!(h.contains(&("x-empty".into(), String::new())));
+    for (value, says) in [
+        ("tenant", "member 1 has no '='"),
+        ("a=1,=secret", "member 2 has an empty"),
+        ("bad key=secret", "not a valid header name"),
+        ("k=%zzsecret", "badly percent-encoded"),
+        ("k=line%0Abreak-secret", "characters a header cannot carry"),
+    ] {
+        let err = err_text(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", value),
+        ]);
+        assert!(err.contains("OTEL_EXPORTER_OTLP_LOGS_HEADERS"), "{err}");
+        assert!(err.contains(says), "{value}: {err}");
+        assert!(!err.contains("secret"), "a value leaked: {err}");
+    }
+}
+
+#[test]
+fn tls_files_are_checked_at_resolve() {
+    let dir = std::env::temp_dir().join(format!("tls-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.join("missing.pem");
+    for (var, path, says) in [
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", &missing, "cannot open"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            &not_pem,
+            "no certificate",
+        ),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", &dir, "cannot read"),
+    ] {
+        let p = path.display().to_string();
+        let err = err_text(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317"),
+            (var, p.as_str()),
+        ]);
+        assert!(err.contains(var) && err.contains(&p), "{err}");
+        assert!(err.contains(says), "{err}");
+    }
+    // A certificate without its key (and the other way round).
+    let p = not_pem.display().to_string();
+    let err = err_text(&[("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", p.as_str())]);
+    assert!(err.contains("needs its key"), "{err}");
+    let err = err_text(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", p.as_str())]);
+    assert!(err.contains("needs its certificate"), "{err}");
+    // A key file that holds no key names the key variable.
+    let err = Builder::default()
+        .otlp_client_identity(&missing, &not_pem)
+        .env_lookup(|_| None)
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("set in code") && err.contains("missing.pem"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

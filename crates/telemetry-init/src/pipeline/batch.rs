@@ -50,6 +50,7 @@ impl ExportError {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn failed(message: impl ToString) -> Self {
         Self {
             error_type: "export_failed",
@@ -58,8 +59,18 @@ impl ExportError {
     }
 }
 
+/// A request the collector accepted, perhaps rejecting part of it (OTLP's
+/// `partial_success`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Delivered {
+    /// Items the collector said it rejected.
+    pub(crate) rejected: u64,
+    /// The collector's (bounded) message, when it sent a partial success.
+    pub(crate) message: Option<String>,
+}
+
 /// How one export attempt went.
-pub(crate) type ExportResult = Result<(), ExportError>;
+pub(crate) type ExportResult = Result<Delivered, ExportError>;
 
 /// An export still running, to be driven on the export runtime.
 pub(crate) type ExportFuture = Pin<Box<dyn Future<Output = ExportResult> + Send>>;
@@ -278,25 +289,53 @@ struct Accounting {
 
 impl Accounting {
     fn finished(&self, n: u64, started: Instant, result: ExportResult) {
-        let signal = health_signal(self.signal);
-        let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(()) => {
-                self.stats.exported.fetch_add(n, Ordering::Relaxed);
-                self.health.exported(signal, n);
-                self.health.export_duration(signal, seconds, None);
+        let (ok, failed) = record_outcome(&self.health, self.signal, n, started, &result);
+        self.stats.exported.fetch_add(ok, Ordering::Relaxed);
+        self.stats.failed.fetch_add(failed, Ordering::Relaxed);
+        let last = match result {
+            Ok(Delivered {
+                message: Some(m), ..
+            }) if failed > 0 => Some(format!("collector rejected {failed}: {m}")),
+            Err(e) => Some(e.message),
+            Ok(_) => None,
+        };
+        if let Some(last) = last {
+            *self
+                .stats
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(last);
+        }
+    }
+}
+
+/// The one failure accounting of every signal on every transport: records
+/// how an export of `n` items ended in the health metrics and returns
+/// `(exported, failed)`. Items a collector rejected in a `partial_success`
+/// are failed items with `error.type="rejected"`.
+pub(crate) fn record_outcome(
+    health: &PipelineHealth,
+    signal: Signal,
+    n: u64,
+    started: Instant,
+    result: &ExportResult,
+) -> (u64, u64) {
+    let hs = health_signal(signal);
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok(delivered) => {
+            let rejected = delivered.rejected.min(n);
+            health.exported(hs, n - rejected);
+            if rejected > 0 {
+                health.failed(hs, rejected, "rejected");
             }
-            Err(e) => {
-                self.stats.failed.fetch_add(n, Ordering::Relaxed);
-                *self
-                    .stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.message);
-                self.health.failed(signal, n, e.error_type);
-                self.health
-                    .export_duration(signal, seconds, Some(e.error_type));
-            }
+            health.export_duration(hs, seconds, None);
+            (n - rejected, rejected)
+        }
+        Err(e) => {
+            health.failed(hs, n, e.error_type);
+            health.export_duration(hs, seconds, Some(e.error_type));
+            (0, n)
         }
     }
 }
@@ -530,7 +569,7 @@ mod tests {
             stats.clone(),
             Box::new(move |b: Vec<u32>, _| {
                 s.lock().unwrap().push(b.len());
-                Export::Done(Ok(()))
+                Export::Done(Ok(Delivered::default()))
             }),
             health(),
         )
@@ -588,7 +627,7 @@ mod tests {
             Box::new(move |_b: Vec<u32>, _timeout| {
                 // An exporter that ignores its timeout entirely.
                 std::thread::sleep(Duration::from_secs(30));
-                Export::Done(Ok(()))
+                Export::Done(Ok(Delivered::default()))
             }),
             health(),
         )
@@ -631,7 +670,7 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(30)).await;
                         r.fetch_sub(1, Ordering::SeqCst);
                         assert_eq!(b.len(), 10);
-                        Ok(())
+                        Ok(Delivered::default())
                     }),
                 )
             }),

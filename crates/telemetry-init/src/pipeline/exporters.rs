@@ -1,116 +1,122 @@
-//! Building the OTLP exporters from resolved settings.
+//! Encoding each signal's batch for its protocol, and building the one
+//! OTLP client ([`OtlpClient`]) that sends it.
+//!
+//! Spans in protobuf go through our own [`SpanEncoder`] (the same bytes as
+//! opentelemetry-proto's conversion, tested in `span_encoder_tests.rs`);
+//! everything else through opentelemetry-proto's conversion, as
+//! opentelemetry-otlp does. OTLP/JSON is that message in the spec's JSON
+//! mapping (hex ids, camelCase), serialized by opentelemetry-proto's serde.
+//!
+//! [`SpanEncoder`]: super::span_encoder::SpanEncoder
 
-use std::collections::HashMap;
-
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use bytes::Bytes;
+use opentelemetry::InstrumentationScope;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message;
 use tokio::runtime::Handle;
 
+pub(crate) use super::transport::OtlpClient;
 use crate::Error;
-use crate::config::{Compression, OtlpSettings, Protocol, Signal};
+use crate::config::{OtlpSettings, Protocol, Signal};
 
-fn metadata(headers: &[(String, String)]) -> Result<tonic::metadata::MetadataMap, String> {
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
-        let value = http::HeaderValue::from_str(v).map_err(|e| e.to_string())?;
-        map.append(name, value);
-    }
-    Ok(tonic::metadata::MetadataMap::from_headers(map))
-}
-
-fn check_tls(signal: Signal, s: &OtlpSettings) -> Result<(), Error> {
-    if s.endpoint.starts_with("https://") {
-        return Err(Error::Exporter {
-            signal: signal.as_str(),
-            message: format!(
-                "{} is an https endpoint, but this build has no TLS support; \
-                 use an http:// endpoint (e.g. a local Alloy agent) or terminate TLS in the collector",
-                s.endpoint
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// The trace client of our own OTLP/gRPC path (see `grpc_traces.rs`).
-pub(crate) fn grpc_trace_client(
+/// Builds one signal's client on the export runtime (tonic spawns its
+/// connection task on the current runtime).
+pub(crate) fn client(
     s: &OtlpSettings,
+    signal: Signal,
     handle: &Handle,
-) -> Result<super::grpc_traces::GrpcTraceClient, Error> {
-    check_tls(Signal::Traces, s)?;
-    let metadata = metadata(&s.headers).map_err(|message| Error::Exporter {
-        signal: Signal::Traces.as_str(),
-        message,
-    })?;
+) -> Result<OtlpClient, Error> {
     let _entered = handle.enter();
-    super::grpc_traces::GrpcTraceClient::new(s, metadata)
+    OtlpClient::new(s, signal)
 }
 
-/// Generates one builder function per signal: the three OTLP exporter
-/// builders share their configuration traits but not a common type.
-macro_rules! exporter_fn {
-    ($fn_name:ident, $builder:expr, $out:ty, $signal:expr) => {
-        pub(crate) fn $fn_name(s: &OtlpSettings, handle: &Handle) -> Result<$out, Error> {
-            let signal: Signal = $signal;
-            check_tls(signal, s)?;
-            let err = |e: &dyn std::fmt::Display| Error::Exporter {
-                signal: signal.as_str(),
-                message: e.to_string(),
-            };
-            // tonic spawns its connection tasks onto the current runtime at
-            // build time: make that our export runtime.
-            let _entered = handle.enter();
-            let built = match s.protocol {
-                Protocol::Grpc => {
-                    let mut b = $builder
-                        .with_tonic()
-                        .with_endpoint(s.endpoint.clone())
-                        .with_timeout(s.timeout)
-                        .with_metadata(metadata(&s.headers).map_err(|e| err(&e))?);
-                    if s.compression == Compression::Gzip {
-                        b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
-                    }
-                    b.build()
-                }
-                Protocol::HttpProtobuf | Protocol::HttpJson => {
-                    let protocol = if s.protocol == Protocol::HttpJson {
-                        opentelemetry_otlp::Protocol::HttpJson
-                    } else {
-                        opentelemetry_otlp::Protocol::HttpBinary
-                    };
-                    let headers: HashMap<String, String> = s.headers.iter().cloned().collect();
-                    let mut b = $builder
-                        .with_http()
-                        .with_endpoint(s.endpoint.clone())
-                        .with_protocol(protocol)
-                        .with_timeout(s.timeout)
-                        .with_headers(headers);
-                    if s.compression == Compression::Gzip {
-                        b = b.with_compression(opentelemetry_otlp::Compression::Gzip);
-                    }
-                    b.build()
-                }
-            };
-            built.map_err(|e| err(&e))
+/// Protobuf or JSON, by protocol.
+fn serialize<M: Message + serde::Serialize>(protocol: Protocol, message: &M) -> Bytes {
+    match protocol {
+        Protocol::Grpc | Protocol::HttpProtobuf => Bytes::from(message.encode_to_vec()),
+        // Serializing these plain data types cannot fail; an empty object
+        // would be answered 400 and counted, never panicked on.
+        Protocol::HttpJson => Bytes::from(serde_json::to_vec(message).unwrap_or_default()),
+    }
+}
+
+/// Encodes span batches for one protocol.
+pub(crate) enum SpanBody {
+    /// Our direct protobuf encoder (gRPC and HTTP/protobuf).
+    Proto(super::span_encoder::SpanEncoder),
+    /// OTLP/JSON.
+    Json(ResourceAttributesWithSchema),
+}
+
+impl SpanBody {
+    pub(crate) fn new(protocol: Protocol, resource: &Resource) -> Self {
+        match protocol {
+            Protocol::Grpc | Protocol::HttpProtobuf => {
+                SpanBody::Proto(super::span_encoder::SpanEncoder::new(resource))
+            }
+            Protocol::HttpJson => SpanBody::Json(resource.into()),
         }
-    };
+    }
+
+    pub(crate) fn encode(&mut self, batch: Vec<SpanData>) -> Bytes {
+        match self {
+            SpanBody::Proto(encoder) => encoder.encode(&batch),
+            SpanBody::Json(resource) => {
+                let request = ExportTraceServiceRequest {
+                    resource_spans:
+                        opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
+                            batch, resource,
+                        ),
+                };
+                serialize(Protocol::HttpJson, &request)
+            }
+        }
+    }
 }
 
-exporter_fn!(
-    span_exporter,
-    opentelemetry_otlp::SpanExporter::builder(),
-    opentelemetry_otlp::SpanExporter,
-    Signal::Traces
-);
-exporter_fn!(
-    log_exporter,
-    opentelemetry_otlp::LogExporter::builder(),
-    opentelemetry_otlp::LogExporter,
-    Signal::Logs
-);
-exporter_fn!(
-    metric_exporter,
-    opentelemetry_otlp::MetricExporter::builder(),
-    opentelemetry_otlp::MetricExporter,
-    Signal::Metrics
-);
+/// Encodes a batch of log records for `protocol`.
+pub(crate) fn encode_logs(
+    protocol: Protocol,
+    resource: &ResourceAttributesWithSchema,
+    batch: &[(SdkLogRecord, InstrumentationScope)],
+) -> Bytes {
+    let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+        batch.iter().map(|(r, s)| (r, s)).collect();
+    let logs = LogBatch::new(&refs);
+    let request = ExportLogsServiceRequest {
+        resource_logs:
+            opentelemetry_proto::transform::logs::tonic::group_logs_by_resource_and_scope(
+                &logs, resource,
+            ),
+    };
+    serialize(protocol, &request)
+}
+
+/// Encodes one collection of metrics for `protocol`.
+pub(crate) fn encode_metrics(protocol: Protocol, metrics: &ResourceMetrics) -> Bytes {
+    serialize(protocol, &ExportMetricsServiceRequest::from(metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::KeyValue;
+
+    #[test]
+    fn json_spans_use_the_otlp_json_mapping() {
+        let resource = Resource::builder_empty()
+            .with_attribute(KeyValue::new("service.name", "json-test"))
+            .build();
+        let mut body = SpanBody::new(Protocol::HttpJson, &resource);
+        let bytes = body.encode(Vec::new());
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(v.get("resourceSpans").is_some(), "{v}");
+    }
+}

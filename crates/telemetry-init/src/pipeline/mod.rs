@@ -2,10 +2,11 @@
 //! private runtime, off every request thread.
 
 pub(crate) mod batch;
-mod exporters;
-mod grpc_traces;
+pub(crate) mod exporters;
 pub(crate) mod runtime;
 mod span_encoder;
+mod tls;
+mod transport;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,16 +16,14 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::AnyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, LogProcessor, SdkLogRecord};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _, SpanProcessor};
+use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::config::{BatchSettings, ExporterSetting, Signal};
-use batch::{BatchQueue, Export, ExportError, ExportFn, SignalStats};
+use batch::{BatchQueue, Delivered, Export, ExportFn, SignalStats};
 use telemetry_init_metrics::PipelineHealth;
-
-pub(crate) use exporters::metric_exporter;
 
 /// The `otel.component.type` names of this pipeline, from each signal's protocol.
 pub(crate) fn components(
@@ -57,11 +56,6 @@ fn export_runtime(handle: Option<&Handle>) -> Result<Handle, Error> {
         .ok_or_else(|| Error::InvalidConfig("internal: OTLP export without a runtime".into()))
 }
 
-/// An SDK exporter's result as ours.
-fn sdk_result(r: OTelSdkResult) -> batch::ExportResult {
-    r.map_err(ExportError::failed)
-}
-
 /// Builds the export function for spans, or `None` when traces are off.
 pub(crate) fn span_export(
     setting: &ExporterSetting,
@@ -74,33 +68,19 @@ pub(crate) fn span_export(
             for span in &batch {
                 eprintln!("{}", console_span(span));
             }
-            Export::Done(Ok(()))
+            Export::Done(Ok(Delivered::default()))
         })),
-        ExporterSetting::Otlp(s) if s.protocol == crate::config::Protocol::Grpc => {
+        ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
-            let client = Arc::new(exporters::grpc_trace_client(s, &handle)?);
-            let mut encoder = span_encoder::SpanEncoder::new(resource);
+            let client = Arc::new(exporters::client(s, Signal::Traces, &handle)?);
+            let mut body = exporters::SpanBody::new(s.protocol, resource);
             Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
                 // Encoded here, on the batch thread; the runtime only sends.
-                let body = encoder.encode(&batch);
-                drop(batch);
+                let body = body.encode(batch);
                 let client = Arc::clone(&client);
                 Export::Spawn(
                     handle.clone(),
                     Box::pin(async move { client.export(body, timeout).await }),
-                )
-            }))
-        }
-        ExporterSetting::Otlp(s) => {
-            let handle = export_runtime(handle)?;
-            let mut exporter = exporters::span_exporter(s, &handle)?;
-            exporter.set_resource(resource);
-            let exporter = Arc::new(exporter);
-            Some(Box::new(move |batch: Vec<SpanData>, _| {
-                let exporter = Arc::clone(&exporter);
-                Export::Spawn(
-                    handle.clone(),
-                    Box::pin(async move { sdk_result(exporter.export(batch).await) }),
                 )
             }))
         }
@@ -119,22 +99,20 @@ pub(crate) fn log_export(
             for (record, _) in &batch {
                 eprintln!("{}", console_log(record));
             }
-            Export::Done(Ok(()))
+            Export::Done(Ok(Delivered::default()))
         })),
         ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
-            let mut exporter = exporters::log_exporter(s, &handle)?;
-            exporter.set_resource(resource);
-            let exporter = Arc::new(exporter);
-            Some(Box::new(move |batch: Vec<LogItem>, _| {
-                let exporter = Arc::clone(&exporter);
+            let client = Arc::new(exporters::client(s, Signal::Logs, &handle)?);
+            let protocol = s.protocol;
+            let resource = resource.into();
+            Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
+                let body = exporters::encode_logs(protocol, &resource, &batch);
+                drop(batch);
+                let client = Arc::clone(&client);
                 Export::Spawn(
                     handle.clone(),
-                    Box::pin(async move {
-                        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-                            batch.iter().map(|(r, s)| (r, s)).collect();
-                        sdk_result(exporter.export(LogBatch::new(&refs)).await)
-                    }),
+                    Box::pin(async move { client.export(body, timeout).await }),
                 )
             }))
         }
