@@ -19,7 +19,7 @@ use telemetry_init_testing::{OtlpReceiver, PkiOptions, ReceiverTls, TestPki};
 const PROTOCOLS: [&str; 3] = ["grpc", "http/protobuf", "http/json"];
 
 /// The cases, with what the child must observe.
-const CASES: [&str; 8] = [
+const CASES: [&str; 9] = [
     // A private CA given by OTEL_EXPORTER_OTLP_CERTIFICATE.
     "private_ca",
     // The receiver requires a client certificate; we present one.
@@ -36,7 +36,14 @@ const CASES: [&str; 8] = [
     "wrong_host",
     // The certificate expired.
     "expired",
+    // Credentials in the endpoint URL (a managed gateway's
+    // `https://instance:token@host` form) become `Authorization: Basic`.
+    "basic_userinfo",
 ];
+
+/// `Basic` + base64("12345:glc_t0ken=="), what the receiver demands in
+/// the `basic_userinfo` case.
+const BASIC: &str = "Basic MTIzNDU6Z2xjX3Qwa2VuPT0=";
 
 const SECRET: &str = "Bearer s3cret-token";
 
@@ -52,6 +59,9 @@ fn child(protocol: &str, case: &str) {
     if case.starts_with("auth") {
         builder = builder.require_header("authorization", SECRET);
     }
+    if case == "basic_userinfo" {
+        builder = builder.require_header("authorization", BASIC);
+    }
     let receiver = builder.start_blocking().expect("receiver");
     let dir = std::env::temp_dir().join(format!("tls-matrix-{}-{}", std::process::id(), case));
     let files = pki.write_files(&dir).expect("pem files");
@@ -60,6 +70,12 @@ fn child(protocol: &str, case: &str) {
         receiver.grpc_endpoint()
     } else {
         receiver.http_endpoint()
+    };
+    let endpoint = if case == "basic_userinfo" {
+        // The token's `=` percent-encoded, as in a URL.
+        endpoint.replace("https://", "https://12345:glc_t0ken%3D%3D@")
+    } else {
+        endpoint
     };
     let mut vars: HashMap<&str, String> = HashMap::new();
     vars.insert("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
@@ -113,12 +129,17 @@ fn child(protocol: &str, case: &str) {
         .install()
         .expect("install");
 
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Requests to a service whose export is failing: all answered, none
+    // waiting on the exporter (a handshake, a retry or a timeout).
+    let slowest = rt.block_on(serve_requests(40));
+    println!("SLOWEST {}", slowest.as_millis());
+
     let span = tracing::info_span!("tls-work", otel.kind = "server", case);
     span.in_scope(|| tracing::info!(case, "exported over tls"));
     drop(span);
     metrics::counter!("tls_matrix_total").increment(1);
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let delivered = rt.block_on(async {
         let spans = receiver
             .wait_for_spans_where(1, Duration::from_secs(4), |s| s.name == "tls-work")
@@ -156,6 +177,36 @@ fn child(protocol: &str, case: &str) {
         println!("FAILURE {f}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serves an instrumented axum app on a loopback socket, sends `n`
+/// requests one after the other, checks each is answered 200, and returns
+/// the slowest one's latency.
+async fn serve_requests(n: usize) -> Duration {
+    let app = axum::Router::new()
+        .route("/work", axum::routing::get(|| async { "done" }))
+        .layer(telemetry_init::layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let mut slowest = Duration::ZERO;
+    // The first request pays for lazy set-up (connection, first span);
+    // it is checked but not timed.
+    for i in 0..=n {
+        let started = Instant::now();
+        let r = client
+            .get(format!("http://{addr}/work"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "done");
+        if i > 0 {
+            slowest = slowest.max(started.elapsed());
+        }
+    }
+    slowest
 }
 
 fn path(p: &std::path::Path) -> String {
@@ -202,7 +253,7 @@ fn check(protocol: &str, case: &str, out: &str) {
         })
     };
     match case {
-        "private_ca" | "client_cert_present" | "auth_right" => {
+        "private_ca" | "client_cert_present" | "auth_right" | "basic_userinfo" => {
             assert!(delivered, "every signal delivered: {ctx}");
             assert!(failure_lines.is_empty(), "no failure counted: {ctx}");
         }
@@ -235,9 +286,21 @@ fn check(protocol: &str, case: &str, out: &str) {
         }
         other => panic!("unknown case {other}"),
     }
+    // Every request was answered (checked in the child); none waited for
+    // the failing exporter, whose handshakes and retries take far longer
+    // than a loopback request. The bound is loose for a loaded CI machine.
+    let slowest: u64 = out
+        .lines()
+        .find_map(|l| l.split_once("SLOWEST ").map(|(_, v)| v))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no latency: {ctx}"));
+    assert!(slowest < 500, "a request took {slowest} ms: {ctx}");
     // Secrets never reach the output (stdout of the child is off, but the
     // metrics and the report are printed).
-    assert!(!out.contains("s3cret"), "{ctx}");
+    assert!(
+        !out.contains("s3cret") && !out.contains("glc_t0ken"),
+        "{ctx}"
+    );
 }
 
 fn matrix(protocol: &str) {
