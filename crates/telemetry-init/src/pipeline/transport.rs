@@ -701,6 +701,94 @@ mod tests {
         }
     }
 
+    /// A one-shot HTTP/1.1 server on loopback answering each connection with
+    /// the next of `answers` (status line, body); returns its address.
+    fn http_server(answers: Vec<(&'static str, Vec<u8>)>) -> std::net::SocketAddr {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    return;
+                };
+                // Read the request head and body (small; one read is enough on loopback).
+                let mut buf = [0u8; 65536];
+                let _ = conn.read(&mut buf);
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/x-protobuf\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn http_retries_a_503_then_reads_the_partial_success() {
+        let answer = prost::Message::encode_to_vec(&ExportResponse {
+            partial_success: Some(PartialSuccess {
+                rejected: 2,
+                error_message: "spans too old".into(),
+            }),
+        });
+        let addr = http_server(vec![
+            ("503 Service Unavailable", b"busy".to_vec()),
+            ("200 OK", answer),
+        ]);
+        let settings = OtlpSettings {
+            endpoint: format!("http://{addr}/v1/traces"),
+            protocol: Protocol::HttpProtobuf,
+            headers: vec![("authorization".into(), "Bearer x".into())],
+            timeout: Duration::from_secs(2),
+            compression: Compression::None,
+            insecure: false,
+            tls: Default::default(),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let delivered = rt
+            .block_on(async {
+                let client = OtlpClient::new(&settings, Signal::Traces).unwrap();
+                client
+                    .export(Bytes::from_static(b"\x0a\x00"), Duration::from_secs(5))
+                    .await
+            })
+            .unwrap();
+        assert_eq!(delivered.rejected, 2);
+        assert_eq!(delivered.message.as_deref(), Some("spans too old"));
+    }
+
+    #[test]
+    fn http_401_is_unauthenticated_and_not_retried() {
+        let addr = http_server(vec![
+            ("401 Unauthorized", b"no".to_vec()),
+            ("200 OK", Vec::new()),
+        ]);
+        let settings = OtlpSettings {
+            endpoint: format!("http://{addr}/v1/logs"),
+            protocol: Protocol::HttpJson,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            compression: Compression::Gzip,
+            insecure: false,
+            tls: Default::default(),
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let err = rt
+            .block_on(async {
+                let client = OtlpClient::new(&settings, Signal::Logs).unwrap();
+                client
+                    .export(Bytes::from_static(b"{}"), Duration::from_secs(5))
+                    .await
+            })
+            .unwrap_err();
+        assert_eq!(err.error_type, "unauthenticated", "{}", err.message);
+        assert!(err.message.contains("401"), "{}", err.message);
+    }
+
     #[test]
     fn partial_success_is_read_from_every_encoding() {
         let proto = prost::Message::encode_to_vec(&ExportResponse {
