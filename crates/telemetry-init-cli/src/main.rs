@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod query;
 mod rules;
 mod smoke;
 
@@ -23,6 +24,8 @@ enum Command {
     Rules(rules::RulesArgs),
     /// Smoke-test a service's telemetry: against a running stack (`live`) or an embedded receiver (`run`).
     Smoke(smoke::SmokeArgs),
+    /// Ask a running viewer (`telemetry-init dev`) for traces, one trace as a tree, or logs.
+    Query(query::QueryArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Rules(args) => rules::run(&args),
         Command::Smoke(args) => smoke::run(&args),
+        Command::Query(args) => query::run(&args),
     };
     match result {
         Ok(code) => code,
