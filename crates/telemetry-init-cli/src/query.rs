@@ -57,9 +57,9 @@ struct TracesArgs {
     /// Only this route (`http.route`, `rpc.service/rpc.method` or span name).
     #[arg(long)]
     route: Option<String>,
-    /// Only this HTTP status code.
-    #[arg(long)]
-    status: Option<u16>,
+    /// Only traces with a span of this status.
+    #[arg(long, value_parser = ["ok", "error", "unset"])]
+    status: Option<String>,
     /// Only traces with an error.
     #[arg(long)]
     error: bool,
@@ -194,7 +194,7 @@ fn traces_params(a: &TracesArgs) -> Vec<(&'static str, String)> {
     ];
     push_opt(&mut p, "service", a.service.clone());
     push_opt(&mut p, "route", a.route.clone());
-    push_opt(&mut p, "status", a.status.map(|s| s.to_string()));
+    push_opt(&mut p, "status", a.status.clone());
     if a.error {
         p.push(("error", "true".into()));
     }

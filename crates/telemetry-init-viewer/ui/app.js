@@ -449,7 +449,7 @@
     const fields = [
       { name: 'service', label: 'Service', type: 'select', options: services },
       { name: 'route', label: 'Route', placeholder: '/users/{id}' },
-      { name: 'status', label: 'HTTP status', placeholder: '500', size: 6 },
+      { name: 'status', label: 'Span status', type: 'select', options: [['', 'any'], ['ok', 'OK'], ['error', 'ERROR'], ['unset', 'UNSET']] },
       { name: 'min_ms', label: 'Min ms', size: 6 },
       { name: 'max_ms', label: 'Max ms', size: 6 },
       { name: 'attr', label: 'Attribute', placeholder: 'key=value' },
@@ -734,7 +734,7 @@
         if (!ctx.alive()) return;
         const isHist = /histogram/i.test(data.kind || '');
         const series = (data.series || []).slice(0, PALETTE.length).map((se) => ({
-          label: Object.entries(se.attributes || {}).map(([k, v]) => `${k}=${fmtValue(v)}`).join(', '),
+          label: [se.service, ...Object.entries(se.attributes || {}).map(([k, v]) => `${k}=${fmtValue(v)}`)].filter(Boolean).join(', '),
           points: (se.points || []).filter((p) => typeof p.value === 'number').map((p) => [p.time_us, p.value]),
         }));
         const unit = list.find((m) => m.name === name)?.unit || '';
@@ -753,26 +753,33 @@
 
   // ----------------------------------------------------------------------- SLO
 
+  /** The SLI line: good ratio over the period, request counts, budget left. */
   function sliText(sli) {
     if (typeof sli === 'number') return fmtPct(sli > 1 ? sli / 100 : sli, 3);
-    if (sli && typeof sli === 'object') {
-      const ratio = sli.ratio ?? sli.value ?? sli.good_ratio;
-      const parts = [];
-      if (typeof ratio === 'number') parts.push(fmtPct(ratio > 1 ? ratio / 100 : ratio, 3));
-      if (sli.good !== undefined && sli.total !== undefined) parts.push(`${sli.good} good of ${sli.total}`);
-      return parts.length ? parts.join(' · ') : JSON.stringify(sli);
+    if (!sli || typeof sli !== 'object') return 'no data';
+    if (sli.good_ratio === null || sli.good_ratio === undefined) {
+      return `no requests in the last ${sli.period || 'period'}`;
     }
-    return sli === null || sli === undefined ? 'no data' : String(sli);
+    const parts = [`${fmtPct(sli.good_ratio, 3)} good over ${sli.period}`];
+    if (typeof sli.requests === 'number') parts.push(`${sli.requests - (sli.bad || 0)} of ${sli.requests} requests`);
+    if (typeof sli.budget_remaining === 'number') parts.push(`${fmtPct(sli.budget_remaining, 1)} of the error budget left`);
+    return parts.join(' · ');
   }
 
-  /** The series answer, per window: [{label, factor, points: [[t, burn]]}]. Tolerant of field names. */
+  /** Per alert window: the long- and short-window burn-rate lines and the alert factor. */
   function burnSeries(data) {
-    const windows = Array.isArray(data) ? data : (data && (data.windows || data.series)) || [];
+    const windows = (data && data.windows) || [];
     return windows.map((w) => {
-      const label = [w.alert, w.long && w.short ? `${w.long}/${w.short}` : w.long || w.window].filter(Boolean).join(' ');
-      const pick = (p) => p.burn_rate ?? p.burn_rate_long ?? p.value;
-      const points = (w.points || []).filter((p) => typeof pick(p) === 'number').map((p) => [p.time_us, pick(p)]);
-      return { label, factor: w.burn_rate_factor ?? w.factor, points };
+      const pts = w.points || [];
+      const line = (key) => pts.filter((p) => typeof p[key] === 'number').map((p) => [p.time_us, p[key]]);
+      return {
+        label: `${w.severity || w.alert} · ${w.long} / ${w.short}`,
+        factor: w.burn_rate_factor,
+        series: [
+          { label: `burn rate over ${w.long}`, points: line('burn_rate_long') },
+          { label: `burn rate over ${w.short}`, points: line('burn_rate_short') },
+        ],
+      };
     });
   }
 
@@ -809,14 +816,14 @@
             h('th', { class: 'num', text: 'Factor' }), h('th', { class: 'num', text: 'Burn (long)' }),
             h('th', { class: 'num', text: 'Burn (short)' }), h('th', { text: '' }))),
           h('tbody', {}, (o.windows || []).map((w) => h('tr', {},
-            h('td', { text: w.alert }), h('td', { text: `${w.long} / ${w.short}` }),
+            h('td', { title: w.alert, text: w.severity || w.alert }), h('td', { text: `${w.long} / ${w.short}` }),
             h('td', { class: 'num', text: fmtNum(w.burn_rate_factor) }),
             h('td', { class: 'num', text: fmtNum(w.burn_rate_long) }),
             h('td', { class: 'num', text: fmtNum(w.burn_rate_short) }),
             h('td', {}, w.firing ? h('span', { class: 'badge firing', text: 'firing' }) : h('span', { class: 'badge', text: 'quiet' })))))),
           series instanceof Error ? h('p', { class: 'error-box', text: `burn-rate series: ${series.message}` }) :
             series.map((se) => h('div', { class: 'burn-chart' }, h('div', { class: 'muted', text: `Burn rate · ${se.label}` }),
-              chart([{ label: '', points: se.points }], { height: 140, from_us, to_us: Date.now() * 1000,
+              chart(se.series, { height: 140, from_us, to_us: Date.now() * 1000,
                 thresholds: se.factor ? [{ value: se.factor, label: `alert at ${fmtNum(se.factor)}×` }] : [] })))));
       });
       body.push(cards);

@@ -8,14 +8,20 @@
 //! With no `OTEL_EXPORTER_OTLP_ENDPOINT` it starts an OTLP receiver inside
 //! the process and exports to it, so `/debug/telemetry` shows the traces,
 //! logs and metrics without Docker (`DEMO_EMBEDDED_RECEIVER=false` turns that
-//! off). Setting the endpoint sends everything to a real collector instead.
+//! off). Beside it runs the telemetry-init viewer (`DEMO_VIEWER=false` turns
+//! it off): a browser UI at `DEMO_VIEWER_ADDR` (default
+//! <http://127.0.0.1:18888/>) over a SQLite store (`DEMO_VIEWER_DB`, default
+//! `./telemetry-init.db`). Setting the endpoint sends everything to a real
+//! collector instead.
 
 mod routes;
+mod tee;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use telemetry_init_testing::{OtlpReceiver, ReceiverHandle};
+use telemetry_init_viewer::Viewer;
 
 fn env_flag(name: &str, default: bool) -> Result<bool, String> {
     match std::env::var(name) {
@@ -61,6 +67,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         None
     };
+    // The viewer runs beside the receiver; a relay (`tee`) hands every export
+    // to both, so the UI and `/debug/telemetry` see the same telemetry.
+    let viewer = match &receiver {
+        Some(r) if env_flag("DEMO_VIEWER", true)? => start_viewer(r).await?,
+        _ => None,
+    };
 
     let mut builder = telemetry_init::builder()
         .service_name("demo")
@@ -79,7 +91,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     {
         builder = builder.slo_latency_threshold(threshold);
     }
-    if let Some(r) = &receiver {
+    if let Some((_, tee, _)) = &viewer {
+        builder = builder.otlp_endpoint(tee.grpc_endpoint());
+    } else if let Some(r) = &receiver {
         builder = builder.otlp_endpoint(r.grpc_endpoint());
     }
     let telemetry = builder.install()?;
@@ -99,11 +113,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let app = routes::router(state).merge(telemetry.handle().metrics_router());
 
+    let viewer_ui = viewer.as_ref().map(|(v, _, _)| v.ui_url());
     tracing::info!(
         listen = %local,
         embedded_receiver = embedded,
+        viewer_ui,
         "demo listening"
     );
+    if let Some(ui) = &viewer_ui {
+        eprintln!("demo: listening on http://{local} · telemetry UI at {ui}");
+    }
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -112,6 +131,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
 
     let report = telemetry.shutdown(Duration::from_secs(5)).await;
+    if let Some((v, tee, slo_file)) = viewer {
+        tee.shutdown().await;
+        v.shutdown().await;
+        let _ = std::fs::remove_file(slo_file);
+    }
     if let Some(r) = receiver {
         r.shutdown().await;
     }
@@ -119,6 +143,52 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("demo: telemetry not fully delivered: {report}");
     }
     Ok(())
+}
+
+/// Starts the viewer (`DEMO_VIEWER_ADDR`, `DEMO_VIEWER_DB`) and the relay
+/// that feeds it and `receiver`. `None` (with a warning) when the viewer
+/// cannot start, e.g. its database is locked: the demo then runs as before,
+/// exporting to the receiver alone.
+async fn start_viewer(
+    receiver: &OtlpReceiver,
+) -> Result<Option<(Viewer, tee::Tee, std::path::PathBuf)>, Box<dyn std::error::Error>> {
+    let explicit_addr = std::env::var("DEMO_VIEWER_ADDR").ok();
+    let ui_addr: SocketAddr = explicit_addr
+        .as_deref()
+        .unwrap_or("127.0.0.1:18888")
+        .parse()
+        .map_err(|e| format!("invalid DEMO_VIEWER_ADDR: {e}"))?;
+    let db = std::env::var("DEMO_VIEWER_DB").unwrap_or_else(|_| "telemetry-init.db".into());
+    // The viewer reads SLO specs from files: the demo's own, as compiled in.
+    let slo_file = std::env::temp_dir().join(format!("telemetry-init-demo-{}.slo.yaml", std::process::id()));
+    std::fs::write(&slo_file, include_str!("../slo/demo.yaml"))
+        .map_err(|e| format!("cannot write {}: {e}", slo_file.display()))?;
+    let start = |addr: SocketAddr| {
+        Viewer::builder()
+            .db_path(&db)
+            .ui_addr(addr)
+            .grpc_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .http_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .slo_files(vec![slo_file.clone()])
+            .start()
+    };
+    let mut started = start(ui_addr).await;
+    if started.is_err() && explicit_addr.is_none() {
+        // The default port is taken (another demo, `telemetry-init dev`):
+        // any free port will do, the URL is printed.
+        started = start(SocketAddr::from(([127, 0, 0, 1], 0))).await;
+    }
+    let viewer = match started {
+        Ok(v) => v,
+        Err(e) if explicit_addr.is_none() => {
+            eprintln!("demo: the viewer did not start ({e}); /debug/telemetry still works");
+            let _ = std::fs::remove_file(&slo_file);
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("cannot start the viewer on DEMO_VIEWER_ADDR={ui_addr}: {e}").into()),
+    };
+    let tee = tee::Tee::start(&[viewer.grpc_endpoint(), receiver.grpc_endpoint()]).await?;
+    Ok(Some((viewer, tee, slo_file)))
 }
 
 async fn shutdown_signal() {

@@ -31,6 +31,8 @@ impl Demo {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LISTEN_ADDR", "127.0.0.1:0")
+            // The viewer (UI + SQLite store) only where a test asks for it.
+            .env("DEMO_VIEWER", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
