@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod dev;
 mod query;
 mod rules;
 mod smoke;
@@ -24,6 +25,8 @@ enum Command {
     Rules(rules::RulesArgs),
     /// Smoke-test a service's telemetry: against a running stack (`live`) or an embedded receiver (`run`).
     Smoke(smoke::SmokeArgs),
+    /// Run a local collector with a store and a browser UI (OTLP on 4317/4318, UI on 18888).
+    Dev(dev::DevArgs),
     /// Ask a running viewer (`telemetry-init dev`) for traces, one trace as a tree, or logs.
     Query(query::QueryArgs),
 }
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Rules(args) => rules::run(&args),
         Command::Smoke(args) => smoke::run(&args),
+        Command::Dev(args) => dev::run(&args),
         Command::Query(args) => query::run(&args),
     };
     match result {

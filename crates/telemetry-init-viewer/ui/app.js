@@ -91,6 +91,13 @@
     return v.toFixed(a < 10 ? 3 : a < 100 ? 2 : 1);
   }
 
+  function fmtRate(perSecond) {
+    if (perSecond === null || perSecond === undefined || Number.isNaN(perSecond)) return '–';
+    if (perSecond >= 1) return `${fmtNum(perSecond)}/s`;
+    if (perSecond * 60 >= 1) return `${(perSecond * 60).toFixed(1)}/min`;
+    return `${(perSecond * 3600).toFixed(1)}/h`;
+  }
+
   function fmtPct(ratio, digits = 2) {
     if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return '–';
     return `${(ratio * 100).toFixed(digits)} %`;
@@ -269,7 +276,7 @@
    * opts: {yFormat, thresholds: [{value, label}], dots, height, onPoint(series, point)}
    */
   function chart(series, opts = {}) {
-    const W = 900; const H = opts.height || 220;
+    const W = opts.width || 900; const H = opts.height || 220;
     const L = 64; const R = 12; const T = 10; const B = 24;
     const pts = series.flatMap((se) => se.points);
     const wrap = h('div', { class: 'chart-wrap' });
@@ -278,8 +285,9 @@
       return wrap;
     }
     let x0 = Math.min(...pts.map((p) => p[0])); let x1 = Math.max(...pts.map((p) => p[0]));
-    if (opts.from_us && opts.from_us < x0) x0 = opts.from_us;
-    if (opts.to_us && opts.to_us > x1) x1 = opts.to_us;
+    // An explicit range shows all of it; otherwise the axis fits the data.
+    if (!opts.fit && opts.from_us && opts.from_us < x0) x0 = opts.from_us;
+    if (!opts.fit && opts.to_us && opts.to_us > x1) x1 = opts.to_us;
     if (x1 === x0) { x0 -= 30e6; x1 += 30e6; }
     const values = pts.map((p) => p[1]).concat((opts.thresholds || []).map((t) => t.value));
     let y0 = Math.min(0, ...values); let y1 = Math.max(...values);
@@ -311,7 +319,8 @@
         const d = sorted.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
         svg.append(s('path', { class: 'line', d, stroke: color }));
       }
-      if (opts.dots || sorted.length <= 1) {
+      // Few points: mark each one, a short line alone is easy to miss.
+      if (opts.dots || sorted.length <= 30) {
         for (const p of sorted) {
           const c = s('circle', { class: 'dot', cx: X(p[0]), cy: Y(p[1]), r: opts.dots ? 3.5 : 2.5,
             fill: p[2] && p[2].color ? p[2].color : color },
@@ -427,7 +436,7 @@
                 h('th', { class: 'num', text: 'p50' }), h('th', { class: 'num', text: 'p95' }), h('th', { class: 'num', text: 'p99' }))),
               h('tbody', {}, routes.map((r) => h('tr', {},
                 h('td', {}, link(q({ route: r.route }), r.route)),
-                h('td', { class: 'num', text: `${fmtNum(r.rate_per_s)}/s` }),
+                h('td', { class: 'num', text: fmtRate(r.rate_per_s) }),
                 h('td', { class: 'num', text: r.count }),
                 h('td', { class: 'num' }, r.errors > 0
                   ? link(q({ route: r.route, error: 'true' }), h('span', { class: 'badge err', text: `${r.errors} (${fmtPct(r.error_ratio, 1)})` }))
@@ -744,7 +753,8 @@
           h('h3', {}, name, ' ', h('span', { class: 'muted', text: `${data.kind}${isHist ? ' (mean per point)' : ''}${unit ? ` · ${unit}` : ''}` })),
           rangeSel,
           (data.series || []).length > PALETTE.length ? h('p', { class: 'muted', text: `Showing ${PALETTE.length} of ${data.series.length} series.` }) : null,
-          chart(series, { yFormat: (v) => `${fmtNum(v)}${unit && unit.length < 4 ? ` ${unit}` : ''}`, from_us, to_us: Date.now() * 1000 })));
+          chart(series, { yFormat: (v) => `${fmtNum(v)}${unit && unit.length < 4 ? ` ${unit}` : ''}`, from_us,
+            to_us: Date.now() * 1000, fit: !q.get('range') })));
       }
       body.push(table);
       main.replaceChildren(...body);
@@ -790,6 +800,7 @@
       if (!ctx.alive()) return;
       const want = q.get('service');
       const from_us = rangeFrom(q.get('range') || '6h');
+      const fit = !q.get('range');
       const shown = slos.filter((o) => !want || o.service === want);
       const charts = await Promise.all(shown.map((o) =>
         api(`/api/slo/${encodeURIComponent(o.service)}/${encodeURIComponent(o.objective)}/series`, { from_us })
@@ -803,7 +814,7 @@
           h('p', {}, 'Start the viewer with ', h('code', { text: '--slo slo/my-service.yaml' }),
             ' (the same spec ', h('code', { text: 'telemetry-init rules' }), ' reads) to see burn rates here.')));
       }
-      const cards = h('div', { class: 'cards', id: 'slo-list' });
+      const cards = h('div', { class: 'cards wide', id: 'slo-list' });
       shown.forEach((o, i) => {
         const firing = (o.windows || []).some((w) => w.firing);
         const series = charts[i];
@@ -822,9 +833,9 @@
             h('td', { class: 'num', text: fmtNum(w.burn_rate_short) }),
             h('td', {}, w.firing ? h('span', { class: 'badge firing', text: 'firing' }) : h('span', { class: 'badge', text: 'quiet' })))))),
           series instanceof Error ? h('p', { class: 'error-box', text: `burn-rate series: ${series.message}` }) :
-            series.map((se) => h('div', { class: 'burn-chart' }, h('div', { class: 'muted', text: `Burn rate · ${se.label}` }),
-              chart(se.series, { height: 140, from_us, to_us: Date.now() * 1000,
-                thresholds: se.factor ? [{ value: se.factor, label: `alert at ${fmtNum(se.factor)}×` }] : [] })))));
+            h('div', { class: 'burn-grid' }, series.map((se) => h('div', { class: 'burn-chart' }, h('div', { class: 'muted', text: `Burn rate · ${se.label}` }),
+              chart(se.series, { width: 560, height: 180, from_us, to_us: Date.now() * 1000, fit,
+                thresholds: se.factor ? [{ value: se.factor, label: `alert at ${fmtNum(se.factor)}×` }] : [] }))))));
       });
       body.push(cards);
       main.replaceChildren(...body);

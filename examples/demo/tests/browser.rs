@@ -228,6 +228,7 @@ impl Browser {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), &bytes).unwrap();
         if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+            std::fs::create_dir_all(root.join("docs/img")).unwrap();
             std::fs::write(root.join(format!("docs/img/{name}.png")), &bytes).unwrap();
         }
     }
