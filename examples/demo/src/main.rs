@@ -160,7 +160,10 @@ async fn start_viewer(
         .map_err(|e| format!("invalid DEMO_VIEWER_ADDR: {e}"))?;
     let db = std::env::var("DEMO_VIEWER_DB").unwrap_or_else(|_| "telemetry-init.db".into());
     // The viewer reads SLO specs from files: the demo's own, as compiled in.
-    let slo_file = std::env::temp_dir().join(format!("telemetry-init-demo-{}.slo.yaml", std::process::id()));
+    let slo_file = std::env::temp_dir().join(format!(
+        "telemetry-init-demo-{}.slo.yaml",
+        std::process::id()
+    ));
     std::fs::write(&slo_file, include_str!("../slo/demo.yaml"))
         .map_err(|e| format!("cannot write {}: {e}", slo_file.display()))?;
     let start = |addr: SocketAddr| {
@@ -185,7 +188,11 @@ async fn start_viewer(
             let _ = std::fs::remove_file(&slo_file);
             return Ok(None);
         }
-        Err(e) => return Err(format!("cannot start the viewer on DEMO_VIEWER_ADDR={ui_addr}: {e}").into()),
+        Err(e) => {
+            return Err(
+                format!("cannot start the viewer on DEMO_VIEWER_ADDR={ui_addr}: {e}").into(),
+            );
+        }
     };
     let tee = tee::Tee::start(&[viewer.grpc_endpoint(), receiver.grpc_endpoint()]).await?;
     Ok(Some((viewer, tee, slo_file)))

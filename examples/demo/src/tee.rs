@@ -117,7 +117,8 @@ impl Tee {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
-                LogsServiceServer::new(targets.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES),
+                LogsServiceServer::new(targets.clone())
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
                 MetricsServiceServer::new(targets).max_decoding_message_size(MAX_MESSAGE_BYTES),

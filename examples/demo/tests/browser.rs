@@ -253,7 +253,10 @@ async fn poll_api(url: &str, what: &str, check: impl Fn(&Value) -> bool) -> Valu
         {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what} at {url}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} at {url}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -280,10 +283,19 @@ async fn the_ui_shows_a_chain_request_in_a_real_browser() {
 
     // Nothing fetched from the network: the page only references its own assets.
     let html = reqwest::get(format!("{ui}/traces")).await.unwrap();
-    let csp = html.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+    let csp = html.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
     let html = html.text().await.unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://"), "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
 
     let res = reqwest::get(demo.url("/chain")).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -357,7 +369,10 @@ async fn the_ui_shows_a_chain_request_in_a_real_browser() {
     let spans: Vec<&Value> = rows.iter().filter(|r| r["kind"] != "LOG").collect();
     let kinds: Vec<&str> = spans.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["SERVER", "CLIENT", "SERVER"], "{rows:?}");
-    let indents: Vec<f64> = spans.iter().map(|r| r["indent"].as_f64().unwrap()).collect();
+    let indents: Vec<f64> = spans
+        .iter()
+        .map(|r| r["indent"].as_f64().unwrap())
+        .collect();
     assert!(
         indents[0] < indents[1] && indents[1] < indents[2],
         "each span nested under the previous: {rows:?}"
@@ -447,7 +462,10 @@ async fn the_ui_shows_a_chain_request_in_a_real_browser() {
             json!([]),
         )
         .await;
-    assert!(windows.as_u64().unwrap() >= 2, "burn-rate windows: {windows}");
+    assert!(
+        windows.as_u64().unwrap() >= 2,
+        "burn-rate windows: {windows}"
+    );
     browser.screenshot("viewer-slo").await;
 
     // Metrics: the demo's request-duration histogram charted.
