@@ -17,6 +17,9 @@
 //! * [`W3cBaggage`]: baggage with limits, percent-decoding and properties.
 //! * [`RequestId`]: `x-request-id` sanitizing and generation.
 //! * [`extract`] / [`inject`] / [`inject_context`]: the header-level API.
+//! * [`Propagators`] / [`extract_with`] / [`inject_with`]: the same, limited
+//!   to the formats named in `OTEL_PROPAGATORS` (`tracecontext`, `baggage`,
+//!   `none`).
 //! * [`W3cTraceContextPropagator`] / [`W3cBaggagePropagator`] /
 //!   [`propagator()`]: for `opentelemetry::global::set_text_map_propagator`.
 //!
@@ -40,6 +43,7 @@
 pub mod baggage;
 mod headers;
 mod propagator;
+pub mod propagators;
 pub mod request_id;
 pub mod traceparent;
 pub mod tracestate;
@@ -52,6 +56,7 @@ pub use headers::{
     inject, inject_baggage, inject_context, inject_trace_context,
 };
 pub use propagator::{W3cBaggagePropagator, W3cTraceContextPropagator, propagator};
+pub use propagators::{Propagators, UnsupportedPropagator, extract_with, inject_with};
 pub use request_id::{RequestId, sanitize};
 pub use traceparent::{Traceparent, TraceparentError};
 pub use tracestate::{Tracestate, TracestateError};

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -12,7 +11,7 @@ use tracing_subscriber::layer::{Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat, Propagator};
+use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat};
 use crate::guard::{Parts, TelemetryGuard};
 use crate::logs::{BufferedStdout, CorrelationLayer, JsonFormat, NoSpanFields};
 use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
@@ -232,25 +231,16 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     // existing logger is not an error worth failing start-up for.
     let _ = tracing_log::LogTracer::init();
 
+    // The layers and `send_traced()` read these on every request (one byte,
+    // one atomic load), so layers made before `install()` follow them too.
+    let propagators = config.propagator_set();
+    crate::http::Propagation::new(propagators, config.trust_incoming_context).set_global();
+
     if !config.sdk_disabled {
-        let mut propagators: Vec<
-            Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>,
-        > = Vec::new();
-        for p in &config.propagators {
-            match p {
-                // Ours, not the SDK's: the stock propagator fails 9-12 of the
-                // 41 W3C conformance tests (see telemetry-init-propagation).
-                Propagator::TraceContext => propagators.push(Box::new(
-                    telemetry_init_propagation::W3cTraceContextPropagator::new(),
-                )),
-                Propagator::Baggage => propagators.push(Box::new(
-                    telemetry_init_propagation::W3cBaggagePropagator::new(),
-                )),
-            }
-        }
-        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(
-            propagators,
-        ));
+        // Ours, not the SDK's: the stock propagator fails 9-12 of the 41 W3C
+        // conformance tests (see telemetry-init-propagation). The same set as
+        // the layers, so code using the global propagator agrees with them.
+        opentelemetry::global::set_text_map_propagator(propagators.text_map_propagator());
         opentelemetry::global::set_tracer_provider(tracer_provider.clone());
         if let Some(mp) = &meter_provider {
             opentelemetry::global::set_meter_provider(mp.clone());
@@ -278,14 +268,6 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
 
 /// One line that says what is on, where it goes, and why anything is off.
 fn log_effective_config(config: &Config, instance_id: &str) {
-    let propagators: Vec<&str> = config
-        .propagators
-        .iter()
-        .map(|p| match p {
-            Propagator::TraceContext => "tracecontext",
-            Propagator::Baggage => "baggage",
-        })
-        .collect();
     tracing::info!(
         target: "telemetry_init",
         service_name = %config.service_name,
@@ -294,7 +276,8 @@ fn log_effective_config(config: &Config, instance_id: &str) {
         logs = %ExporterSummary(&config.logs),
         metrics = %ExporterSummary(&config.metrics),
         sampler = %config.sampler.describe(),
-        propagators = %propagators.join(","),
+        propagators = %config.propagator_set(),
+        trust_incoming_context = config.trust_incoming_context,
         stdout_filter = %config.stdout_filter,
         export_filter = %config.export_filter,
         "telemetry installed"

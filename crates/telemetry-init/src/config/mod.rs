@@ -44,6 +44,9 @@ impl ExporterSetting {
 }
 
 /// A context propagation format named in `OTEL_PROPAGATORS`.
+///
+/// `b3`, `b3multi` and `jaeger` are refused at start-up with the reason (no
+/// maintained implementation for `opentelemetry` 0.33), never ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Propagator {
     /// W3C Trace Context (`traceparent`, `tracestate`).
@@ -117,6 +120,10 @@ pub struct Config {
     pub sampler: SamplerSetting,
     /// The propagation formats, in order.
     pub propagators: Vec<Propagator>,
+    /// `TELEMETRY_TRUST_INCOMING_CONTEXT`: whether servers continue the
+    /// caller's trace and read its baggage (`true`), or start a new trace with
+    /// a link to the caller's context and ignore its baggage (`false`).
+    pub trust_incoming_context: bool,
     /// Span batching.
     pub span_batch: BatchSettings,
     /// Log record batching.
@@ -144,6 +151,26 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Config {
+    /// The propagation formats as the set the layers use.
+    ///
+    /// ```
+    /// use telemetry_init::http::Propagators;
+    ///
+    /// let config = telemetry_init::builder().env_lookup(|_| None).resolve().unwrap();
+    /// assert_eq!(config.propagator_set(), Propagators::W3C);
+    /// ```
+    pub fn propagator_set(&self) -> telemetry_init_propagation::Propagators {
+        use telemetry_init_propagation::Propagators;
+        self.propagators.iter().fold(Propagators::NONE, |set, p| {
+            set | match p {
+                Propagator::TraceContext => Propagators::TRACE_CONTEXT,
+                Propagator::Baggage => Propagators::BAGGAGE,
+            }
+        })
+    }
+}
+
 /// The stdout log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -164,6 +191,7 @@ impl fmt::Debug for Config {
             .field("metrics", &ExporterSummary(&self.metrics))
             .field("sampler", &self.sampler)
             .field("propagators", &self.propagators)
+            .field("trust_incoming_context", &self.trust_incoming_context)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +251,7 @@ pub struct Builder {
     pub(crate) shutdown_timeout: Option<Duration>,
     pub(crate) disabled_signals: Vec<Signal>,
     pub(crate) log_format: Option<LogFormat>,
+    pub(crate) trust_incoming_context: Option<bool>,
     pub(crate) lookup: Option<Lookup>,
     pub(crate) slo_latency_thresholds: Vec<f64>,
     pub(crate) duration_buckets: Option<Vec<f64>>,
@@ -370,6 +399,24 @@ impl Builder {
     /// The stdout line format (`TELEMETRY_LOG_FORMAT` wins).
     pub fn log_format(mut self, format: LogFormat) -> Self {
         self.log_format = Some(format);
+        self
+    }
+
+    /// Whether servers continue the caller's trace (default `true`;
+    /// `TELEMETRY_TRUST_INCOMING_CONTEXT` wins). `false` is for public edges:
+    /// every request starts a new trace, linked to the caller's context, and
+    /// incoming baggage is ignored. One layer can differ with
+    /// [`ServerLayer::trust_incoming_context`](crate::http::ServerLayer::trust_incoming_context).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), telemetry_init::Error> {
+    /// let _telemetry = telemetry_init::builder()
+    ///     .trust_incoming_context(false)
+    ///     .install()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn trust_incoming_context(mut self, trust: bool) -> Self {
+        self.trust_incoming_context = Some(trust);
         self
     }
 
@@ -576,7 +623,13 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         None => b.log_format.unwrap_or(LogFormat::Json),
     };
 
+    let trust_incoming_context = env
+        .bool("TELEMETRY_TRUST_INCOMING_CONTEXT")?
+        .or(b.trust_incoming_context)
+        .unwrap_or(true);
+
     Ok(Config {
+        trust_incoming_context,
         sdk_disabled,
         service_name,
         service_version,
@@ -683,20 +736,22 @@ fn batch(env: &Env<'_>, prefix: &str, base: BatchSettings) -> Result<BatchSettin
 }
 
 fn parse_propagators(value: &str) -> Result<Vec<Propagator>, Error> {
+    // The same parser the layers' `Propagators` use, so the two never
+    // disagree; its error names the value and says why it is refused.
+    if let Err(e) = telemetry_init_propagation::Propagators::parse(value) {
+        return Err(Error::invalid_env(
+            "OTEL_PROPAGATORS",
+            value,
+            e.to_string(),
+            &telemetry_init_propagation::Propagators::accepted().join(", "),
+        ));
+    }
     let mut out = Vec::new();
     for name in parse_name_list(value) {
         let p = match name.as_str() {
             "tracecontext" => Propagator::TraceContext,
             "baggage" => Propagator::Baggage,
-            "none" => continue,
-            _ => {
-                return Err(Error::invalid_env(
-                    "OTEL_PROPAGATORS",
-                    value,
-                    format!("unsupported propagator {name:?}"),
-                    "tracecontext, baggage, none",
-                ));
-            }
+            _ => continue,
         };
         if !out.contains(&p) {
             out.push(p);

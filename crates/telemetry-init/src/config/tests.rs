@@ -33,6 +33,36 @@ fn defaults_export_nothing_without_an_endpoint() {
     assert_ne!(c.service_name, "");
     assert!(!c.service_name.starts_with("unknown_service"));
     assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+    assert!(c.trust_incoming_context);
+}
+
+#[test]
+fn propagators_and_trust() {
+    use telemetry_init_propagation::Propagators;
+    for (value, set) in [
+        ("none", Propagators::NONE),
+        ("tracecontext", Propagators::TRACE_CONTEXT),
+        ("baggage", Propagators::BAGGAGE),
+        ("baggage,tracecontext,none", Propagators::W3C),
+    ] {
+        let c = resolve_with(&[("OTEL_PROPAGATORS", value)]).unwrap();
+        assert_eq!(c.propagator_set(), set, "{value}");
+    }
+    let c = resolve_with(&[("TELEMETRY_TRUST_INCOMING_CONTEXT", "false")]).unwrap();
+    assert!(!c.trust_incoming_context);
+    // The variable wins over code.
+    let c = crate::builder()
+        .trust_incoming_context(false)
+        .env_lookup(|k| (k == "TELEMETRY_TRUST_INCOMING_CONTEXT").then(|| "true".to_string()))
+        .resolve()
+        .unwrap();
+    assert!(c.trust_incoming_context);
+    let c = crate::builder()
+        .trust_incoming_context(false)
+        .env_lookup(|_| None)
+        .resolve()
+        .unwrap();
+    assert!(!c.trust_incoming_context);
 }
 
 #[test]
@@ -270,7 +300,24 @@ fn invalid_values_are_clear_errors() {
         ),
         (
             &[("OTEL_PROPAGATORS", "b3")],
-            &["OTEL_PROPAGATORS", "tracecontext, baggage, none"],
+            &[
+                "OTEL_PROPAGATORS",
+                "\"b3\"",
+                "no maintained B3 propagator",
+                "tracecontext, baggage, none",
+            ],
+        ),
+        (
+            &[("OTEL_PROPAGATORS", "tracecontext,jaeger")],
+            &["OTEL_PROPAGATORS", "\"jaeger\"", "0.32"],
+        ),
+        (
+            &[("OTEL_PROPAGATORS", "b3multi")],
+            &["OTEL_PROPAGATORS", "\"b3multi\""],
+        ),
+        (
+            &[("TELEMETRY_TRUST_INCOMING_CONTEXT", "no")],
+            &["TELEMETRY_TRUST_INCOMING_CONTEXT", "true, false"],
         ),
         (
             &[("OTEL_BSP_MAX_QUEUE_SIZE", "-1")],

@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{attributes, slo};
+use super::{Propagators, attributes, slo};
 
 /// A CLIENT span, started, with its context injected into `headers`.
 #[derive(Debug)]
@@ -42,7 +42,12 @@ struct ClientCall {
 }
 
 impl ClientCall {
-    fn start(method: &Method, uri: &http::Uri, headers: &mut HeaderMap) -> Self {
+    fn start(
+        method: &Method,
+        uri: &http::Uri,
+        headers: &mut HeaderMap,
+        propagators: Propagators,
+    ) -> Self {
         let (method, original) = attributes::method(method);
         // A URI without authority (tonic clients made with `new` rather
         // than `with_origin` get theirs inside the `Channel`) has no server
@@ -98,7 +103,9 @@ impl ClientCall {
         if !host.is_empty() {
             span.record("server.address", host.as_str());
         }
-        telemetry_init_propagation::inject_context(&span.context(), headers);
+        if !propagators.is_empty() {
+            telemetry_init_propagation::inject_with(&span.context(), headers, propagators);
+        }
         if let Some(rid) = crate::logs::current_request_id()
             && let Ok(v) = HeaderValue::from_str(&rid)
         {
@@ -231,13 +238,29 @@ fn redact_url(uri: &http::Uri) -> String {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ClientLayer {
-    _priv: (),
+    propagators: Option<Propagators>,
 }
 
 impl ClientLayer {
-    /// A client layer.
+    /// A client layer that injects the formats of `OTEL_PROPAGATORS` (see
+    /// [`Propagation::global`](super::Propagation::global)).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The formats this layer injects, instead of the process-wide setting.
+    /// [`Propagators::NONE`] sends no trace context and no baggage (the
+    /// CLIENT span and the request id are still recorded and sent).
+    ///
+    /// ```
+    /// use telemetry_init::http::{ClientLayer, Propagators};
+    ///
+    /// let to_a_third_party = ClientLayer::new().propagators(Propagators::NONE);
+    /// ```
+    #[must_use]
+    pub fn propagators(mut self, propagators: Propagators) -> Self {
+        self.propagators = Some(propagators);
+        self
     }
 }
 
@@ -245,7 +268,10 @@ impl<S> tower::Layer<S> for ClientLayer {
     type Service = ClientService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientService { inner }
+        ClientService {
+            inner,
+            propagators: self.propagators,
+        }
     }
 }
 
@@ -253,6 +279,7 @@ impl<S> tower::Layer<S> for ClientLayer {
 #[derive(Debug, Clone)]
 pub struct ClientService<S> {
     inner: S,
+    propagators: Option<Propagators>,
 }
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for ClientService<S>
@@ -269,7 +296,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let call = ClientCall::start(&method, &uri, req.headers_mut());
+        let propagators = self
+            .propagators
+            .unwrap_or_else(|| super::Propagation::global().propagators());
+        let call = ClientCall::start(&method, &uri, req.headers_mut(), propagators);
         let inner = {
             let _e = call.span.enter();
             self.inner.call(req)
@@ -397,7 +427,9 @@ impl<B: http_body::Body> http_body::Body for ClientBody<B> {
 }
 
 /// Sends a reqwest request inside a CLIENT span, with trace context, baggage
-/// and the request id injected.
+/// and the request id injected. Which of trace context and baggage are sent
+/// follows `OTEL_PROPAGATORS` ([`Propagation::global`](super::Propagation::global)):
+/// with `none`, neither.
 #[cfg(feature = "reqwest")]
 pub trait TracedRequest {
     /// Like `RequestBuilder::send`, traced.
@@ -413,7 +445,8 @@ impl TracedRequest for reqwest::RequestBuilder {
             let mut req = req?;
             let uri: http::Uri = req.url().as_str().parse().unwrap_or_default();
             let method = req.method().clone();
-            let mut call = ClientCall::start(&method, &uri, req.headers_mut());
+            let propagators = super::Propagation::global().propagators();
+            let mut call = ClientCall::start(&method, &uri, req.headers_mut(), propagators);
             let span = call.span.clone();
             let result = client.execute(req).instrument(span).await;
             match &result {

@@ -4,8 +4,10 @@
 mod attributes;
 pub mod client;
 pub mod limits;
+pub mod propagation;
 pub mod server;
 pub mod slo;
 
 pub use client::{ClientLayer, ClientService};
+pub use propagation::{Propagation, Propagators};
 pub use server::{GrpcDetection, RequestBaggage, RequestId, ServerLayer, ServerService};

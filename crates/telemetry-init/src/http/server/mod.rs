@@ -1,5 +1,6 @@
 //! The server middleware: one SERVER span per request with the stable HTTP
-//! (or gRPC) semantic conventions, W3C Trace Context and Baggage extraction,
+//! (or gRPC) semantic conventions, W3C Trace Context and Baggage extraction
+//! (as `OTEL_PROPAGATORS` says, see [`super::propagation`]),
 //! a request id, and the RED metrics.
 //!
 //! # Example
@@ -42,6 +43,7 @@ pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub(crate) use future::{grpc_status as grpc_status_header, grpc_timeout as grpc_timeout_header};
 
+use super::Propagators;
 use super::attributes;
 use super::limits::{self, truncate};
 use super::slo::{self, UNMATCHED_ROUTE};
@@ -124,6 +126,7 @@ struct Settings {
     skip_paths: Vec<String>,
     baggage_allowlist: Vec<String>,
     request_id_header: HeaderName,
+    propagation: super::propagation::Overrides,
 }
 
 /// [`tower::Layer`] that adds telemetry to a server; see the [module docs](self).
@@ -149,6 +152,7 @@ impl ServerLayer {
                 skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
                 baggage_allowlist: Vec::new(),
                 request_id_header: HeaderName::from_static("x-request-id"),
+                propagation: Default::default(),
             }),
         }
     }
@@ -160,6 +164,7 @@ impl ServerLayer {
             skip_paths: self.settings.skip_paths.clone(),
             baggage_allowlist: self.settings.baggage_allowlist.clone(),
             request_id_header: self.settings.request_id_header.clone(),
+            propagation: self.settings.propagation,
         };
         f(&mut s);
         self.settings = Arc::new(s);
@@ -200,6 +205,39 @@ impl ServerLayer {
     #[must_use]
     pub fn request_id_header(self, name: HeaderName) -> Self {
         self.edit(|s| s.request_id_header = name)
+    }
+
+    /// The formats this layer extracts, instead of the process-wide
+    /// `OTEL_PROPAGATORS` setting (see [`Propagation::global`]).
+    /// [`Propagators::NONE`] continues no caller's trace and reads no baggage.
+    ///
+    /// ```
+    /// use telemetry_init::http::{Propagators, ServerLayer};
+    ///
+    /// let layer = ServerLayer::new().propagators(Propagators::TRACE_CONTEXT);
+    /// ```
+    ///
+    /// [`Propagation::global`]: super::Propagation::global
+    #[must_use]
+    pub fn propagators(self, propagators: Propagators) -> Self {
+        self.edit(|s| s.propagation.propagators = Some(propagators))
+    }
+
+    /// Whether to continue the caller's trace (`true`, the default unless
+    /// `TELEMETRY_TRUST_INCOMING_CONTEXT=false`). For a public edge, `false`:
+    /// every request starts a new trace (the caller cannot choose the
+    /// trace-id or force sampling), the caller's valid context is kept as a
+    /// span link so the two traces can still be joined, and incoming baggage
+    /// is ignored.
+    ///
+    /// ```
+    /// use telemetry_init::http::ServerLayer;
+    ///
+    /// let gateway = ServerLayer::new().trust_incoming_context(false);
+    /// ```
+    #[must_use]
+    pub fn trust_incoming_context(self, trust: bool) -> Self {
+        self.edit(|s| s.propagation.trust_incoming_context = Some(trust))
     }
 }
 
@@ -313,7 +351,14 @@ where
         };
 
         drop(opt);
-        let extracted = telemetry_init_propagation::extract(req.headers());
+        let propagation = self.settings.propagation.resolve();
+        let trusted = propagation.trusts_incoming_context();
+        let mut formats = propagation.propagators();
+        if !trusted {
+            // An edge never takes a caller's baggage.
+            formats = Propagators::from_bits(formats.bits() & !Propagators::BAGGAGE.bits());
+        }
+        let extracted = telemetry_init_propagation::extract_with(req.headers(), formats);
         if let Some(b) = &extracted.baggage {
             for key in &self.settings.baggage_allowlist {
                 if let Some(v) = b.get(key.as_str()) {
@@ -330,8 +375,19 @@ where
             req.extensions_mut()
                 .insert(RequestBaggage(std::sync::Arc::new(copy)));
         }
-        let parent = extracted.into_context(&opentelemetry::Context::new());
-        let _ = span.set_parent(parent);
+        if trusted {
+            let parent = extracted.into_context(&opentelemetry::Context::new());
+            let _ = span.set_parent(parent);
+        } else {
+            // WHY a link and an empty parent: the caller's ids, sampling flag
+            // and tracestate are not trusted, so the SDK starts a new root
+            // (new trace-id, our sampler's own decision); the link keeps the
+            // way back to the caller's trace for whoever reads the span.
+            let _ = span.set_parent(opentelemetry::Context::new());
+            if let Some(sc) = extracted.span_context {
+                span.add_link(sc);
+            }
+        }
         req.extensions_mut().insert(request_id.clone());
 
         let fut = {
