@@ -8,7 +8,7 @@
 set -euo pipefail
 
 seconds="${1:-20}"
-targets=(traceparent tracestate baggage request_id)
+targets=(traceparent tracestate baggage request_id propagators)
 cd "$(dirname "$0")"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -654,3 +654,57 @@ async fn tonic_client_spans_follow_the_rpc_conventions() {
     let client_span = client_span_of(&server_span).await;
     assert_rpc_client_span(&client_span, "Watch", 1);
 }
+
+/// `OTEL_PROPAGATORS` on tonic: what the server layer extracts from gRPC
+/// metadata, and what `ClientLayer` injects into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagators_govern_tonic_both_ways() {
+    use telemetry_init::http::Propagators;
+    const TID: &str = "0af7651916cd43dd8448eb211c80319c";
+    const PID: &str = "b7ad6b7169203331";
+
+    // Server side: the caller's metadata is read only as configured.
+    for (set, continued) in [
+        (Propagators::NONE, false),
+        (Propagators::BAGGAGE, false),
+        (Propagators::TRACE_CONTEXT, true),
+    ] {
+        let server = serve(traced_layer().propagators(set)).await;
+        let mut client = HealthClient::new(channel(&server.url).await);
+        let rid = format!("grpc-propagators-server-{set}");
+        let mut req = request("svc.Up", &rid);
+        req.metadata_mut()
+            .insert("traceparent", format!("00-{TID}-{PID}-01").parse().unwrap());
+        client.check(req).await.unwrap();
+        let span = span_for(&rid).await;
+        assert_eq!(span.trace_id == TID, continued, "{set}");
+        assert_eq!(
+            span.parent_span_id.as_deref() == Some(PID),
+            continued,
+            "{set}"
+        );
+    }
+
+    // Client side: a CLIENT span is always made, but its context reaches
+    // the server only when the client layer injects tracecontext.
+    let server = serve(traced_layer().propagators(Propagators::W3C)).await;
+    for (set, injected) in [
+        (Propagators::NONE, false),
+        (Propagators::BAGGAGE, false),
+        (Propagators::TRACE_CONTEXT, true),
+    ] {
+        let svc = tower::ServiceBuilder::new()
+            .layer(ClientLayer::new().propagators(set))
+            .service(channel(&server.url).await);
+        let mut client = HealthClient::new(svc);
+        let rid = format!("grpc-propagators-client-{set}");
+        client.check(request("svc.Up", &rid)).await.unwrap();
+        let span = span_for(&rid).await;
+        if injected {
+            let client_span = client_span_of(&span).await;
+            assert_eq!(client_span.trace_id, span.trace_id, "{set}");
+        } else {
+            assert_eq!(span.parent_span_id, None, "{set}: a new root");
+        }
+    }
+}
