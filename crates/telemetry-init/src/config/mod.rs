@@ -743,7 +743,7 @@ fn parse_propagators(value: &str) -> Result<Vec<Propagator>, Error> {
             "OTEL_PROPAGATORS",
             value,
             e.to_string(),
-            &telemetry_init_propagation::Propagators::accepted().join(", "),
+            telemetry_init_propagation::Propagators::accepted().join(", "),
         ));
     }
     let mut out = Vec::new();
