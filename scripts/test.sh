@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it (.ci/run calls this). Works on a fresh
 # Debian machine: it installs what the checks need (Debian `prometheus` for
 # promtool/Prometheus, PyPI `check-jsonschema`, npm `@grafana/lezer-logql`,
-# `cargo-fuzz`) and then runs, in order: formatting, clippy, the dependency
-# gates, the stack checks, a short fuzz run and `cargo test` (last, so its
+# `cargo-fuzz`; Debian `valgrind` comes from .ci/run) and then runs, in order:
+# formatting, clippy, the dependency gates, the stack checks, a short fuzz run,
+# the instruction-count gate of the request path and `cargo test` (last, so its
 # summary closes the output). Exit status 0 only if everything passed.
 #
 # FUZZ_SECONDS (default 10) sets the fuzz time per target; SKIP_FUZZ=1 skips it.
@@ -58,6 +59,9 @@ if [ "${SKIP_FUZZ:-0}" != "1" ] && [ -x crates/telemetry-init-propagation/fuzz/r
   fi
   grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
 fi
+
+step "instruction-count gate: request path of telemetry-init vs bare (callgrind)"
+bash benches/instructions/gate.sh
 
 step "cargo test (unit, integration and doc tests)"
 cargo test --workspace
