@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # The overhead benchmark of telemetry-init: four axum hello-world servers
-# (bare, tracelayer, peers, telemetry-init) under the same wrk load.
+# (bare, tracelayer, peers, telemetry-init) and the release `demo` as users
+# run it, under the same loads.
 #
 #   benches/overhead/run.sh [rounds=5] [duration=10s]
 #
 # The server is pinned to CPU 0 (`taskset -c 0`, so tokio runs one worker),
-# wrk and the discarding OTLP sink to CPU 1. Rounds interleave the variants
-# (round 1: bare, tracelayer, peers, telemetry-init; round 2: ...). Per run:
-# 2 s of warm-up, then `wrk -t1 -c32 -d<duration> --latency` on /users/42
-# with a sampled `traceparent` on every request; the server's CPU time
-# (utime+stime from /proc/<pid>/stat) over the measured run divided by the
-# requests served; p50/p99 from wrk; req/s; peak RSS (VmHWM) after the load.
-# Prints a table per round and a table of medians (each metric also as the
-# median of its per-round ratios to bare) and writes results/latest.json.
-# Everything listens on 127.0.0.1 only and every step is time-bounded.
+# the load generator and the discarding OTLP sink to CPU 1. Loads (LOADS, all
+# three by default):
+#   h1-c32   wrk -t1 -c32 --latency            (HTTP/1.1 keep-alive, 32 connections)
+#   h1-c256  wrk -t1 -c256 --latency           (256 connections)
+#   h2c-c32  h2load -t1 -c32 -m1 (Debian nghttp2-client), HTTP/2 over cleartext
+#            with prior knowledge, 32 connections of one stream each (the
+#            same concurrency as h1-c32: only the protocol differs);
+#            latencies from its per-request --log-file.
+# Rounds interleave loads and variants (round 1: h1-c32 bare, tracelayer, ...,
+# h1-c256 bare, ...; round 2: ...). Per run: 2 s of warm-up, then the load for
+# <duration> on /users/42 with a sampled `traceparent` on every request; the
+# server's CPU time (utime+stime from /proc/<pid>/stat) over the measured run
+# divided by the requests served; p50/p99; req/s; peak RSS (VmHWM) after the
+# load. Prints a table per round and load, and a table of medians per load
+# (each metric also as the median of its per-round ratios to bare of the same
+# load), headed by the run's date, commit and machine, and writes
+# results/latest.json (RESULTS_JSON=path writes elsewhere, e.g. for a smoke
+# run). Everything listens on 127.0.0.1 only and every step is time-bounded.
 set -euo pipefail
 
 ROUNDS="${1:-5}"
@@ -27,28 +37,50 @@ DURATION_S="${DURATION%s}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 cd "$HERE"
 BIN="$HERE/target/release"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# The demo is a member of the main workspace: its release binary lives there.
+DEMO_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/demo"
 LUA="$HERE/traceparent.lua"
 PATH_UNDER_TEST="/users/42"
+TRACEPARENT="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+RESULTS_JSON="${RESULTS_JSON:-$HERE/results/latest.json}"
+
+read -r -a LOADS <<<"${LOADS:-h1-c32 h1-c256 h2c-c32}"
+for l in "${LOADS[@]}"; do
+  case "$l" in
+    h1-c32|h1-c256|h2c-c32) ;;
+    *) echo "unknown load $l (h1-c32, h1-c256, h2c-c32)" >&2; exit 2 ;;
+  esac
+done
 
 if (( $(nproc) < 2 )); then
   echo "needs at least 2 CPUs (server on CPU 0, load generator on CPU 1)" >&2; exit 2
 fi
-if ! command -v wrk >/dev/null; then
+# wrk for HTTP/1.1, h2load (Debian nghttp2-client) for h2c.
+need_pkg() {
+  local tool="$1" pkg="$2"
+  command -v "$tool" >/dev/null && return 0
   if [[ "$(id -u)" == 0 ]]; then
-    timeout 300 apt-get install -y wrk >/dev/null
+    timeout 300 apt-get install -y "$pkg" >/dev/null
   else
-    echo "wrk is missing: apt-get install -y wrk" >&2; exit 2
+    echo "$tool is missing: apt-get install -y $pkg" >&2; exit 2
   fi
-fi
+}
+need_pkg wrk wrk
+[[ " ${LOADS[*]} " == *" h2c-"* ]] && need_pkg h2load nghttp2-client
 for tool in taskset python3 curl; do
   command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }
 done
 
 # What is measured: the library as it is in this working tree.
 GIT_HEAD="$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-GIT_DIRTY="$(git -C "$HERE/../.." status --porcelain -- crates 2>/dev/null | wc -l)"
-echo "== building (release) at $GIT_HEAD ($GIT_DIRTY uncommitted files under crates/)" >&2
+GIT_DIRTY="$(git -C "$HERE/../.." status --porcelain -- crates examples 2>/dev/null | wc -l)"
+echo "== building (release) at $GIT_HEAD ($GIT_DIRTY uncommitted files under crates/ and examples/)" >&2
 timeout 3600 cargo build --release --bins >&2
+if [[ " ${VARIANTS:-demo} " == *" demo "* ]]; then
+  echo "== building the demo (release, main workspace)" >&2
+  (cd "$ROOT" && timeout 3600 cargo build --release -p demo --bin demo >&2)
+fi
 
 # Other work on the machine (builds, tests) would steal the pinned CPUs: when
 # root, the server, wrk and the sink run at nice -19 so that they get nearly all
@@ -101,14 +133,24 @@ echo "   sink at $SINK" >&2
 # VARIANTS="bare telemetry-init ..." (environment) runs a subset, or adds the
 # diagnostic variants telemetry-init-logs-off (OTEL_LOGS_EXPORTER=none) and
 # telemetry-init-no-export (no endpoint: nothing exported, ids still made).
-read -r -a VARIANTS <<<"${VARIANTS:-bare tracelayer peers telemetry-init}"
+# `demo` is examples/demo as users run it: `cargo build --release`, only
+# OTEL_EXPORTER_OTLP_ENDPOINT set (here: the sink). Its /users/{id} answers
+# JSON and logs one line of its own, so it does more per request than the
+# hello-world variants (the access line plus the handler's line).
+read -r -a VARIANTS <<<"${VARIANTS:-bare tracelayer peers telemetry-init demo}"
 for v in "${VARIANTS[@]}"; do
   case "$v" in
-    bare|tracelayer|peers|telemetry-init|telemetry-init-logs-off|telemetry-init-no-export) ;;
+    bare|tracelayer|peers|telemetry-init|telemetry-init-logs-off|telemetry-init-no-export|demo) ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
 done
-binary_of() { [[ "$1" == telemetry-init* ]] && echo ours || echo "$1"; }
+binary_of() {
+  case "$1" in
+    telemetry-init*) echo "$BIN/ours" ;;
+    demo) echo "$DEMO_BIN" ;;
+    *) echo "$BIN/$1" ;;
+  esac
+}
 # The servers get a clean environment: nothing of the caller's OTEL_* or
 # RUST_LOG leaks in.
 env_of() {
@@ -122,7 +164,14 @@ env_of() {
     telemetry-init-logs-off) echo "${common[@]}" OTEL_SERVICE_NAME=telemetry-init OTEL_TRACES_SAMPLER=always_on \
              OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" OTEL_LOGS_EXPORTER=none ;;
     telemetry-init-no-export) echo "${common[@]}" OTEL_SERVICE_NAME=telemetry-init OTEL_TRACES_SAMPLER=always_on ;;
+    # After `common`, so that its LISTEN_ADDR (a free port picked by
+    # start_server: the demo does not print its port) wins.
+    demo) echo "${common[@]}" OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" LISTEN_ADDR="127.0.0.1:$DEMO_PORT" ;;
   esac
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # start_server VARIANT STDOUT_FILE: sets SERVER_PID and ADDR.
@@ -130,10 +179,46 @@ start_server() {
   local v="$1" out="$2" err
   RUN_SEQ=$(( ${RUN_SEQ:-0} + 1 ))
   err="$WORK/$v.$RUN_SEQ.err"   # a fresh file per start: never read a previous run's line
+  [[ "$v" == demo ]] && DEMO_PORT="$(free_port)"
   # shellcheck disable=SC2046
-  env -i $(env_of "$v") "${NICE[@]}" taskset -c 0 "$BIN/$(binary_of "$v")" >"$out" 2>"$err" &
+  env -i $(env_of "$v") "${NICE[@]}" taskset -c 0 "$(binary_of "$v")" >"$out" 2>"$err" &
   SERVER_PID=$!
+  if [[ "$v" == demo ]]; then
+    # The demo logs its address as JSON on stdout (which may be /dev/null):
+    # wait until its untraced /healthz answers instead.
+    ADDR="127.0.0.1:$DEMO_PORT"
+    for _ in $(seq 100); do
+      curl -fs -o /dev/null --max-time 1 "http://$ADDR/healthz" && return 0
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    echo "the demo did not answer on $ADDR within 10 s:" >&2; cat "$err" >&2; return 1
+  fi
   ADDR="$(wait_line "$err" 'listening on 127\.0\.0\.1:[0-9]+' | grep -oE '127\.0\.0\.1:[0-9]+')"
+}
+
+# run_load LOAD URL SECONDS OUT_PREFIX: drives the server and writes what the
+# load generator printed to OUT_PREFIX.txt (h2load's per-request log to
+# OUT_PREFIX.log).
+run_load() {
+  local load="$1" url="$2" secs="$3" out="$4"
+  case "$load" in
+    h1-c32|h1-c256)
+      timeout $(( secs + 30 )) "${NICE[@]}" taskset -c 1 \
+        wrk -t1 -c"${load#h1-c}" -d"${secs}s" --latency -s "$LUA" "$url" >"$out.txt" ;;
+    h2c-c32)
+      timeout $(( secs + 30 )) "${NICE[@]}" taskset -c 1 \
+        h2load -t1 -c32 -m1 -D "$secs" -H "traceparent: $TRACEPARENT" \
+        --log-file="$out.log" "$url" >"$out.txt" ;;
+  esac
+}
+
+# parse_load LOAD OUT_PREFIX: prints {requests, seconds, rps, p50_us, p99_us, errors}.
+parse_load() {
+  case "$1" in
+    h1-*) python3 "$HERE/report.py" parse "$2.txt" ;;
+    h2c-*) python3 "$HERE/report.py" parse-h2load "$2.txt" "$2.log" ;;
+  esac
 }
 
 stop_server() {
@@ -180,42 +265,45 @@ done
 
 RAW="$WORK/raw.jsonl"
 : >"$RAW"
-echo "== $ROUNDS rounds x ${#VARIANTS[@]} variants x $DURATION" >&2
+echo "== $ROUNDS rounds x ${#LOADS[@]} loads (${LOADS[*]}) x ${#VARIANTS[@]} variants x $DURATION" >&2
 for round in $(seq "$ROUNDS"); do
+  for load in "${LOADS[@]}"; do
   for v in "${VARIANTS[@]}"; do
     sink0="$(sink_stats)"
     start_server "$v" /dev/null
     url="http://$ADDR$PATH_UNDER_TEST"
-    timeout 30 "${NICE[@]}" taskset -c 1 wrk -t1 -c32 -d2s -s "$LUA" "$url" >"$WORK/r$round-$v.warmup.wrk"
+    run_load "$load" "$url" 2 "$WORK/r$round-$load-$v.warmup"
     t0="$(cpu_ticks "$SERVER_PID")"
     s0="$(cpu_ticks "$SINK_PID")"
-    timeout $(( DURATION_S + 30 )) "${NICE[@]}" taskset -c 1 wrk -t1 -c32 -d"$DURATION" --latency -s "$LUA" "$url" \
-      >"$WORK/r$round-$v.wrk"
+    run_load "$load" "$url" "$DURATION_S" "$WORK/r$round-$load-$v"
     t1="$(cpu_ticks "$SERVER_PID")"
     s1="$(cpu_ticks "$SINK_PID")"
     hwm_kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")"
     stop_server   # the servers flush their telemetry on SIGTERM
     sink1="$(sink_stats)"
-    warm_requests="$(grep -oE '^ *[0-9]+ requests in' "$WORK/r$round-$v.warmup.wrk" | grep -oE '[0-9]+')"
-    python3 "$HERE/report.py" parse "$WORK/r$round-$v.wrk" | python3 -c '
+    warm_requests="$(parse_load "$load" "$WORK/r$round-$load-$v.warmup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')"
+    rm -f "$WORK/r$round-$load-$v.warmup.log" "$WORK/r$round-$load-$v.log"  # h2load's per-request logs: large
+    parse_load "$load" "$WORK/r$round-$load-$v" >"$WORK/r$round-$load-$v.json"
+    python3 -c '
 import json, sys
-w = json.load(sys.stdin)
-round_, v, t0, t1, s0, s1, hz, hwm, sink0, sink1, warm = sys.argv[1:]
+round_, load, v, t0, t1, s0, s1, hz, hwm, sink0, sink1, warm, parsed = sys.argv[1:]
+w = json.load(open(parsed))
 hz = int(hz)
 k0, k1 = json.loads(sink0), json.loads(sink1)
 served = w["requests"] + int(warm)   # everything this server process answered
 w.update(spans_exported_per_req=(k1["spans"] - k0["spans"]) / served,
          logs_exported_per_req=(k1["logs"] - k0["logs"]) / served)
-w.update(round=int(round_), variant=v, rss_kib=int(hwm),
+w.update(round=int(round_), load=load, variant=v, rss_kib=int(hwm),
          cpu_us_per_req=(int(t1) - int(t0)) * 1e6 / hz / w["requests"],
          sink_cpu_us_per_req=(int(s1) - int(s0)) * 1e6 / hz / w["requests"])
-print(json.dumps(w))' "$round" "$v" "$t0" "$t1" "$s0" "$s1" "$CLK_TCK" "$hwm_kib" "$sink0" "$sink1" "$warm_requests" >>"$RAW"
+print(json.dumps(w))' "$round" "$load" "$v" "$t0" "$t1" "$s0" "$s1" "$CLK_TCK" "$hwm_kib" "$sink0" "$sink1" "$warm_requests" "$WORK/r$round-$load-$v.json" >>"$RAW"
   done
-  python3 "$HERE/report.py" round "$RAW" "$round"
+  python3 "$HERE/report.py" round "$RAW" "$round" "$load"
+  done
 done
 
-mkdir -p "$HERE/results"
-python3 - "$WORK/meta.json" "$ROUNDS" "$DURATION" "$LOADAVG_START" "${NICE[*]:-none}" "$GIT_HEAD" "$GIT_DIRTY" <<'PY'
+mkdir -p "$(dirname "$RESULTS_JSON")"
+python3 - "$WORK/meta.json" "$ROUNDS" "$DURATION" "$LOADAVG_START" "${NICE[*]:-none}" "$GIT_HEAD" "$GIT_DIRTY" "${LOADS[*]}" <<'PY'
 import json, os, platform, subprocess, sys, datetime
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
@@ -227,13 +315,14 @@ json.dump({
     "loadavg_at_start": sys.argv[4].split(), "priority": sys.argv[5],
     "git_head": sys.argv[6], "uncommitted_files_under_crates": int(sys.argv[7]),
     "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
-    "load": "wrk -t1 -c32 --latency, GET /users/42 with a sampled traceparent; server on CPU 0, wrk and sink on CPU 1",
+    "loads": sys.argv[8].split(),
+    "load": "GET /users/42 with a sampled traceparent; h1-cN: wrk -t1 -cN --latency; h2c-c32: h2load -t1 -c32 -m1 (h2c prior knowledge); server on CPU 0, load generator and sink on CPU 1",
 }, open(sys.argv[1], "w"), indent=2)
 PY
-python3 "$HERE/report.py" final "$RAW" "$HERE/results/latest.json" "$WORK/meta.json"
+python3 "$HERE/report.py" final "$RAW" "$RESULTS_JSON" "$WORK/meta.json"
 kill -TERM "$SINK_PID" 2>/dev/null || true
 for _ in $(seq 50); do kill -0 "$SINK_PID" 2>/dev/null || break; sleep 0.1; done
 SINK_PID=""
 echo >&2
 grep -h '^sink:' "$WORK/sink.err" >&2 || true
-echo "results: $HERE/results/latest.json (raw wrk outputs in $WORK)" >&2
+echo "results: $RESULTS_JSON (raw load-generator outputs in $WORK)" >&2
