@@ -410,16 +410,17 @@ fn count(exe: &FsPath, work: &FsPath, variant: &str, requests: u64) -> Result<f6
     Ok(main_thread as f64 / requests as f64)
 }
 
-/// The `totals:` (or, in older files, `summary:`) line of a callgrind output
-/// file: its first event is `Ir`, instructions executed.
+/// The `totals:` line of a callgrind output file (or, failing that, the
+/// `summary:` line older versions write): its first event is `Ir`,
+/// instructions executed.
 fn totals(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("totals:")
-                .or_else(|| l.strip_prefix("summary:"))
-        })
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    };
+    field("totals:").or_else(|| field("summary:"))
 }
 
 fn gate(args: &[String], update: bool) -> Result<ExitCode, String> {
@@ -565,4 +566,33 @@ fn utc_now() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_reads_the_instruction_count_of_a_callgrind_file() {
+        let file = "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\n\
+                    events: Ir\nsummary: 7\n\nfn=(1) main\n3 7\ntotals: 28715377\n";
+        assert_eq!(totals(file), Some(28_715_377));
+        assert_eq!(totals("events: Ir\nsummary: 12\n"), Some(12));
+        assert_eq!(totals("events: Ir\n"), None);
+        assert_eq!(totals("totals: lots\n"), None);
+    }
+
+    #[test]
+    fn options_are_bounded() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse_options(&args(&["--requests", "500", "--baseline", "/tmp/b.json"])).unwrap();
+        assert_eq!(
+            (o.requests, o.baseline),
+            (500, PathBuf::from("/tmp/b.json"))
+        );
+        assert!(parse_options(&args(&["--requests", "5"])).is_err());
+        assert!(parse_options(&args(&["--requests", "x"])).is_err());
+        assert!(parse_options(&args(&["--baseline"])).is_err());
+        assert!(parse_options(&args(&["--frobnicate"])).is_err());
+    }
 }
