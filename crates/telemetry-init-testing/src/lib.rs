@@ -58,6 +58,7 @@ pub mod codec;
 mod model;
 mod receiver;
 mod server;
+mod size_limit;
 pub mod snapshot;
 mod store;
 pub mod tls;

@@ -92,6 +92,7 @@ pub struct ReceiverBuilder {
     memory_budget_bytes: usize,
     tls: Option<ReceiverTls>,
     required_headers: Vec<(String, String)>,
+    max_request_bytes: Option<usize>,
 }
 
 impl Default for ReceiverBuilder {
@@ -102,6 +103,7 @@ impl Default for ReceiverBuilder {
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             tls: None,
             required_headers: Vec::new(),
+            max_request_bytes: None,
         }
     }
 }
@@ -153,6 +155,23 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Refuses export requests larger than `bytes` (uncompressed) as the
+    /// OpenTelemetry Collector does (`max_recv_msg_size_mib`, 4 MiB by
+    /// default there): gRPC `RESOURCE_EXHAUSTED`, HTTP `413`. Off by default;
+    /// see also [`ReceiverHandle::set_max_request_bytes`].
+    ///
+    /// ```
+    /// let receiver = telemetry_init_testing::OtlpReceiver::builder()
+    ///     .max_request_bytes(4 * 1024 * 1024)
+    ///     .start_blocking()
+    ///     .unwrap();
+    /// assert_eq!(receiver.handle().too_large_requests(), 0);
+    /// ```
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
     /// Binds both listeners and starts the servers on the receiver's own
     /// runtime thread; see [`OtlpReceiver`].
     pub async fn start(self) -> Result<OtlpReceiver, ReceiverError> {
@@ -189,6 +208,7 @@ impl ReceiverBuilder {
         let (grpc, grpc_addr) = bind("gRPC", self.grpc_addr)?;
         let (http, http_addr) = bind("HTTP", self.http_addr)?;
         let shared = Arc::new(Shared::new(self.memory_budget_bytes));
+        shared.size_limit.set(self.max_request_bytes);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -379,6 +399,23 @@ impl std::fmt::Debug for ReceiverHandle {
 }
 
 impl ReceiverHandle {
+    /// Changes the export request size limit (see
+    /// [`ReceiverBuilder::max_request_bytes`]); `None` lifts it.
+    pub fn set_max_request_bytes(&self, bytes: Option<usize>) {
+        self.shared.size_limit.set(bytes);
+    }
+
+    /// Export requests refused as over the size limit.
+    pub fn too_large_requests(&self) -> u64 {
+        self.shared.size_limit.refused()
+    }
+
+    /// The largest export request of `signal` accepted so far, in bytes
+    /// (uncompressed).
+    pub fn largest_request_bytes(&self, signal: Signal) -> u64 {
+        self.shared.size_limit.largest(signal)
+    }
+
     /// Every stored span, in arrival order.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.shared

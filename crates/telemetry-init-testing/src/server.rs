@@ -135,6 +135,12 @@ async fn grpc_export<K: Kind>(
         .metadata()
         .get("user-agent")
         .and_then(|v| v.to_str().ok());
+    if let Err(message) = shared
+        .size_limit
+        .check(K::SIGNAL, prost::Message::encoded_len(req.get_ref()))
+    {
+        return Err(tonic::Status::resource_exhausted(message));
+    }
     match admit(shared, Transport::Grpc, K::SIGNAL, gzip, user_agent).await {
         Admission::Accept => {
             K::store(shared, req.get_ref(), Transport::Grpc);
@@ -251,6 +257,14 @@ async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Byt
         Ok(d) => d,
         Err(e) => return reject(&shared, e.status, e.message),
     };
+    // Measured as protobuf, whatever the body's encoding: the Collector's
+    // limit is on the decoded message.
+    if let Err(message) = shared
+        .size_limit
+        .check(K::SIGNAL, prost::Message::encoded_len(&req))
+    {
+        return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+    }
     let transport = encoding.transport();
     let user_agent = header_str(&headers, header::USER_AGENT);
     match admit(&shared, transport, K::SIGNAL, gzip, user_agent).await {

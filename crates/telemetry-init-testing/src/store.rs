@@ -162,6 +162,7 @@ pub(crate) struct Shared {
     generation: watch::Sender<u64>,
     pub(crate) behavior: watch::Sender<Behavior>,
     pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) size_limit: crate::size_limit::SizeLimit,
 }
 
 impl Shared {
@@ -184,6 +185,7 @@ impl Shared {
             generation: watch::Sender::new(0),
             behavior: watch::Sender::new(Behavior::Accept),
             shutdown: watch::Sender::new(false),
+            size_limit: Default::default(),
         }
     }
 

@@ -136,10 +136,20 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
         .with_sampler(config.sampler.build())
         .with_max_attributes_per_span(limits.attributes)
         .with_max_events_per_span(limits.events)
-        .with_max_links_per_span(limits.links);
-    if let Some(export) = pipeline::span_export(&config.traces, &resource, handle.as_ref())? {
+        .with_max_links_per_span(limits.links)
+        .with_max_attributes_per_event(limits.event_attributes)
+        .with_max_attributes_per_link(limits.link_attributes);
+    let sizes = config.size_limits;
+    if let Some(export) = pipeline::span_export(
+        &config.traces,
+        &resource,
+        handle.as_ref(),
+        sizes.max_request_bytes,
+    )? {
         tracer_builder = tracer_builder.with_span_processor(QueueSpanProcessor::start(
             config.span_batch,
+            sizes.span_queue_bytes,
+            limits.attribute_value_length,
             Arc::clone(&span_stats),
             export,
             health.clone(),
@@ -149,12 +159,19 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     let tracer = tracer_provider.tracer("telemetry-init");
 
     let log_stats = Arc::default();
-    let logger_provider = match pipeline::log_export(&config.logs, &resource, handle.as_ref())? {
+    let logger_provider = match pipeline::log_export(
+        &config.logs,
+        &resource,
+        handle.as_ref(),
+        sizes.max_request_bytes,
+    )? {
         Some(export) => Some(
             SdkLoggerProvider::builder()
                 .with_resource(resource.clone())
                 .with_log_processor(QueueLogProcessor::start(
                     config.log_batch,
+                    sizes.log_queue_bytes,
+                    config.log_limits,
                     Arc::clone(&log_stats),
                     export,
                     health.clone(),

@@ -83,8 +83,11 @@ impl BatchSettings {
     };
 }
 
-/// Span limits (`OTEL_SPAN_*_COUNT_LIMIT`, `OTEL_ATTRIBUTE_COUNT_LIMIT`).
+/// Span limits (`OTEL_SPAN_*_LIMIT`, `OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`,
+/// `OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, `OTEL_ATTRIBUTE_*_LIMIT`), as the
+/// OpenTelemetry SDK specification defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpanLimits {
     /// Most attributes per span.
     pub attributes: u32,
@@ -92,6 +95,51 @@ pub struct SpanLimits {
     pub events: u32,
     /// Most links per span.
     pub links: u32,
+    /// Most attributes per span event.
+    pub event_attributes: u32,
+    /// Most attributes per span link.
+    pub link_attributes: u32,
+    /// Longest string attribute value, in characters (each element of a
+    /// string array on its own); `None`: no limit beyond the built-in
+    /// bounds on request values.
+    pub attribute_value_length: Option<usize>,
+}
+
+/// Log record limits (`OTEL_LOGRECORD_ATTRIBUTE_*_LIMIT`, falling back to
+/// `OTEL_ATTRIBUTE_*_LIMIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogLimits {
+    /// Most attributes per log record.
+    pub attributes: u32,
+    /// Longest string attribute value, in characters (strings nested in
+    /// arrays and maps on their own); `None`: no limit.
+    pub attribute_value_length: Option<usize>,
+}
+
+/// Limits on the size of what is queued and exported
+/// (`TELEMETRY_EXPORT_MAX_REQUEST_BYTES`, `TELEMETRY_BSP_MAX_QUEUE_BYTES`,
+/// `TELEMETRY_BLRP_MAX_QUEUE_BYTES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SizeLimits {
+    /// Largest export request, in bytes (default 4 MiB, the OpenTelemetry
+    /// Collector's and Alloy's default receive limit).
+    pub max_request_bytes: usize,
+    /// Most bytes of spans waiting in the queue (an estimate of their
+    /// encoded size; default 64 MiB).
+    pub span_queue_bytes: usize,
+    /// Most bytes of log records waiting in the queue (default 64 MiB).
+    pub log_queue_bytes: usize,
+}
+
+impl SizeLimits {
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        max_request_bytes: 4 * 1024 * 1024,
+        span_queue_bytes: 64 * 1024 * 1024,
+        log_queue_bytes: 64 * 1024 * 1024,
+    };
 }
 
 /// The fully resolved configuration `install()` acts on.
@@ -130,6 +178,10 @@ pub struct Config {
     pub log_batch: BatchSettings,
     /// Span limits.
     pub span_limits: SpanLimits,
+    /// Log record limits.
+    pub log_limits: LogLimits,
+    /// Queue and export request size limits.
+    pub size_limits: SizeLimits,
     /// `OTEL_METRIC_EXPORT_INTERVAL`.
     pub metric_export_interval: Duration,
     /// `RUST_LOG`: what is printed on stdout.
@@ -547,6 +599,42 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
             .unwrap_or(u32::MAX),
         links: u32::try_from(env.count("OTEL_SPAN_LINK_COUNT_LIMIT")?.unwrap_or(128))
             .unwrap_or(u32::MAX),
+        event_attributes: limit("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", 128)?,
+        link_attributes: limit("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", 128)?,
+        attribute_value_length: value_length(env, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")?,
+    };
+    let log_limits = LogLimits {
+        attributes: limit("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT", 128)?,
+        attribute_value_length: value_length(env, "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT")?,
+    };
+    let bytes = |var: &str, fallback: usize, min: usize| -> Result<usize, Error> {
+        match env.count(var)? {
+            None => Ok(fallback),
+            Some(n) if n >= min => Ok(n),
+            Some(n) => Err(Error::invalid_env(
+                var,
+                &n.to_string(),
+                "too small",
+                format!("a number of bytes >= {min}"),
+            )),
+        }
+    };
+    let size_limits = SizeLimits {
+        max_request_bytes: bytes(
+            "TELEMETRY_EXPORT_MAX_REQUEST_BYTES",
+            SizeLimits::DEFAULT.max_request_bytes,
+            64 * 1024,
+        )?,
+        span_queue_bytes: bytes(
+            "TELEMETRY_BSP_MAX_QUEUE_BYTES",
+            SizeLimits::DEFAULT.span_queue_bytes,
+            64 * 1024,
+        )?,
+        log_queue_bytes: bytes(
+            "TELEMETRY_BLRP_MAX_QUEUE_BYTES",
+            SizeLimits::DEFAULT.log_queue_bytes,
+            64 * 1024,
+        )?,
     };
 
     let metric_export_interval = env
@@ -643,6 +731,8 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         span_batch,
         log_batch,
         span_limits,
+        log_limits,
+        size_limits,
         metric_export_interval,
         stdout_filter,
         export_filter,
@@ -652,6 +742,14 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         slo_latency_thresholds: b.slo_latency_thresholds.clone(),
         duration_buckets: b.duration_buckets.clone(),
     })
+}
+
+/// A signal's attribute value length limit: its own variable, else
+/// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else none.
+fn value_length(env: &Env<'_>, var: &str) -> Result<Option<usize>, Error> {
+    Ok(env
+        .count(var)?
+        .or(env.count("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")?))
 }
 
 fn exporter(

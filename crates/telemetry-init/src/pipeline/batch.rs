@@ -43,6 +43,19 @@ pub(crate) struct ExportError {
 }
 
 impl ExportError {
+    /// The `error.type` of items dropped because no export request could
+    /// hold them (the collector's size limit, or ours).
+    pub(crate) const TOO_LARGE: &'static str = "too_large";
+
+    /// The collector refused the request as too large (HTTP 413, gRPC
+    /// `RESOURCE_EXHAUSTED`).
+    pub(crate) fn too_large(message: impl ToString) -> Self {
+        Self {
+            error_type: Self::TOO_LARGE,
+            message: message.to_string(),
+        }
+    }
+
     pub(crate) fn timeout(timeout: Duration) -> Self {
         Self {
             error_type: "timeout",
@@ -67,6 +80,9 @@ pub(crate) struct Delivered {
     pub(crate) rejected: u64,
     /// The collector's (bounded) message, when it sent a partial success.
     pub(crate) message: Option<String>,
+    /// The `error.type` of the rejected items (default `rejected`; e.g.
+    /// `too_large` for items no request could hold).
+    pub(crate) reason: Option<&'static str>,
 }
 
 /// How one export attempt went.
@@ -115,32 +131,48 @@ impl std::fmt::Debug for Control {
 /// slots are as large as the item: 2048 `SpanData` plus 2048 log records
 /// were ~2 MiB resident in an idle service. `SegQueue` allocates blocks of
 /// slots as items arrive and frees them as they leave; the count bounds it.
+///
+/// Bounded in bytes too: each item comes with its approximate size, and
+/// the bytes stay counted until its export has ended (not merely left the
+/// queue), so the budget covers everything the pipeline holds: queue,
+/// batch being filled, and exports on the wire.
 struct Bounded<T> {
-    queue: SegQueue<T>,
+    queue: SegQueue<(T, usize)>,
     len: AtomicUsize,
     capacity: usize,
+    bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
 }
 
 impl<T> Bounded<T> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             queue: SegQueue::new(),
             len: AtomicUsize::new(0),
             capacity,
+            bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
         }
     }
 
-    /// Enqueues, or gives the item back when the queue is full.
-    fn push(&self, item: T) -> Result<(), T> {
+    /// Enqueues, or gives the item back when the queue is full (in items or
+    /// in bytes).
+    fn push(&self, item: T, size: usize) -> Result<(), T> {
         if self.len.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             self.len.fetch_sub(1, Ordering::AcqRel);
             return Err(item);
         }
-        self.queue.push(item);
+        if self.bytes.fetch_add(size, Ordering::AcqRel) + size > self.max_bytes {
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(item);
+        }
+        self.queue.push((item, size));
         Ok(())
     }
 
-    fn pop(&self) -> Option<T> {
+    /// The next item and its size; its bytes stay counted until released.
+    fn pop(&self) -> Option<(T, usize)> {
         let item = self.queue.pop()?;
         self.len.fetch_sub(1, Ordering::AcqRel);
         Some(item)
@@ -182,11 +214,12 @@ impl<T: Send + 'static> BatchQueue<T> {
     pub(crate) fn start(
         signal: Signal,
         settings: BatchSettings,
+        max_bytes: usize,
         stats: Arc<SignalStats>,
         export: ExportFn<T>,
         health: PipelineHealth,
     ) -> std::io::Result<Self> {
-        let items = Arc::new(Bounded::new(settings.max_queue_size.max(1)));
+        let items = Arc::new(Bounded::new(settings.max_queue_size.max(1), max_bytes));
         let (control_tx, control_rx) = unbounded();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -201,6 +234,7 @@ impl<T: Send + 'static> BatchQueue<T> {
                 health: health.clone(),
             }),
             in_flight: Arc::default(),
+            batch_bytes: 0,
         };
         let handle = std::thread::Builder::new()
             .name(format!("telemetry-{}", signal.as_str()))
@@ -218,9 +252,10 @@ impl<T: Send + 'static> BatchQueue<T> {
         })
     }
 
-    /// Enqueues without blocking; a full queue drops the item and counts it.
-    pub(crate) fn push(&self, item: T) {
-        match self.items.push(item) {
+    /// Enqueues without blocking; a full queue (in items, or in bytes with
+    /// this item's approximate `size`) drops the item and counts it.
+    pub(crate) fn push(&self, item: T, size: usize) {
+        match self.items.push(item, size) {
             Ok(()) => {
                 self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
                 if self.items.len() >= self.batch_size
@@ -278,6 +313,18 @@ struct Worker<T> {
     export: ExportFn<T>,
     accounting: Arc<Accounting>,
     in_flight: Arc<InFlight>,
+    /// The byte budget held by the items in the batch being filled.
+    batch_bytes: usize,
+}
+
+/// Gives an export's bytes back to the queue's budget when dropped: when
+/// the export has ended, whatever way.
+struct BytesGuard(Arc<AtomicUsize>, usize);
+
+impl Drop for BytesGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
 }
 
 /// Records how exports ended; shared with exports still on the runtime.
@@ -327,7 +374,7 @@ pub(crate) fn record_outcome(
             let rejected = delivered.rejected.min(n);
             health.exported(hs, n - rejected);
             if rejected > 0 {
-                health.failed(hs, rejected, "rejected");
+                health.failed(hs, rejected, delivered.reason.unwrap_or("rejected"));
             }
             health.export_duration(hs, seconds, None);
             (n - rejected, rejected)
@@ -430,7 +477,10 @@ impl<T> Worker<T> {
     fn fill(&mut self, batch: &mut Vec<T>) {
         while batch.len() < self.settings.max_export_batch_size.max(1) {
             match self.items.pop() {
-                Some(item) => batch.push(item),
+                Some((item, size)) => {
+                    self.batch_bytes += size;
+                    batch.push(item);
+                }
                 None => break,
             }
         }
@@ -447,7 +497,9 @@ impl<T> Worker<T> {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let mut left = batch.len() as u64;
                 batch.clear();
-                while self.items.pop().is_some() {
+                drop(self.take_bytes());
+                while let Some((_, size)) = self.items.pop() {
+                    drop(BytesGuard(Arc::clone(&self.items.bytes), size));
                     left += 1;
                 }
                 self.accounting
@@ -466,10 +518,19 @@ impl<T> Worker<T> {
         self.settings.export_timeout + Duration::from_secs(1)
     }
 
+    /// The batch's bytes, to be given back when its export has ended.
+    fn take_bytes(&mut self) -> BytesGuard {
+        BytesGuard(
+            Arc::clone(&self.items.bytes),
+            std::mem::take(&mut self.batch_bytes),
+        )
+    }
+
     fn export_batch(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
         if batch.is_empty() {
             return;
         }
+        let bytes = self.take_bytes();
         let n = batch.len() as u64;
         let mut timeout = self.settings.export_timeout;
         if let Some(d) = deadline {
@@ -501,6 +562,7 @@ impl<T> Worker<T> {
             Export::Done(result) => {
                 self.accounting.finished(n, started, result);
                 self.in_flight.release();
+                drop(bytes);
             }
             Export::Spawn(handle, future) => {
                 let accounting = Arc::clone(&self.accounting);
@@ -514,6 +576,7 @@ impl<T> Worker<T> {
                     };
                     accounting.finished(n, started, result);
                     drop(slot);
+                    drop(bytes);
                 });
             }
         }
@@ -566,6 +629,7 @@ mod tests {
         let q = BatchQueue::start(
             Signal::Traces,
             settings(100, 10),
+            usize::MAX,
             stats.clone(),
             Box::new(move |b: Vec<u32>, _| {
                 s.lock().unwrap().push(b.len());
@@ -575,7 +639,7 @@ mod tests {
         )
         .unwrap();
         for i in 0..25 {
-            q.push(i);
+            q.push(i, 0);
         }
         q.flush(Duration::from_secs(5)).unwrap();
         let sizes = seen.lock().unwrap().clone();
@@ -593,6 +657,7 @@ mod tests {
         let q = BatchQueue::start(
             Signal::Logs,
             settings(4, 1),
+            usize::MAX,
             stats.clone(),
             Box::new(move |_b: Vec<u32>, _| {
                 let _ = block_rx.recv_timeout(Duration::from_secs(2));
@@ -603,7 +668,7 @@ mod tests {
         .unwrap();
         let started = Instant::now();
         for i in 0..1000 {
-            q.push(i);
+            q.push(i, 0);
         }
         assert!(started.elapsed() < Duration::from_millis(500));
         let dropped = stats.dropped.load(Ordering::Relaxed);
@@ -618,11 +683,53 @@ mod tests {
     }
 
     #[test]
+    fn the_byte_budget_covers_exports_on_the_wire() {
+        let (release_tx, release_rx) = bounded::<()>(0);
+        let stats = Arc::new(SignalStats::default());
+        let q = BatchQueue::start(
+            Signal::Traces,
+            settings(1000, 2),
+            1000,
+            stats.clone(),
+            Box::new(move |_b: Vec<u32>, _| {
+                // A collector that holds the export until told.
+                let _ = release_rx.recv_timeout(Duration::from_secs(5));
+                Export::Done(Ok(Delivered::default()))
+            }),
+            health(),
+        )
+        .unwrap();
+        // 300 bytes each: three fit in 1000, whatever the item count allows.
+        for i in 0..10 {
+            q.push(i, 300);
+        }
+        assert_eq!(stats.enqueued.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 7);
+        // The worker takes a batch of two and hangs in its export: those
+        // bytes are still held, so the budget is still full.
+        std::thread::sleep(Duration::from_millis(200));
+        q.push(100, 300);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 8);
+        // Once exports end, the budget is free again.
+        let flusher = std::thread::spawn(move || {
+            for _ in 0..3 {
+                let _ = release_tx.send_timeout((), Duration::from_secs(5));
+            }
+        });
+        q.flush(Duration::from_secs(10)).unwrap();
+        flusher.join().unwrap();
+        q.push(101, 300);
+        assert_eq!(stats.enqueued.load(Ordering::Relaxed), 4);
+        q.shutdown(Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
     fn shutdown_is_bounded_when_export_hangs() {
         let stats = Arc::new(SignalStats::default());
         let q = BatchQueue::start(
             Signal::Traces,
             settings(10, 1),
+            usize::MAX,
             stats,
             Box::new(move |_b: Vec<u32>, _timeout| {
                 // An exporter that ignores its timeout entirely.
@@ -632,8 +739,8 @@ mod tests {
             health(),
         )
         .unwrap();
-        q.push(1);
-        q.push(2);
+        q.push(1, 0);
+        q.push(2, 0);
         let started = Instant::now();
         assert!(q.shutdown(Duration::from_millis(300)).is_err());
         assert!(started.elapsed() < Duration::from_secs(2));
@@ -659,6 +766,7 @@ mod tests {
                 schedule_delay: Duration::from_secs(3600),
                 export_timeout: Duration::from_secs(5),
             },
+            usize::MAX,
             stats.clone(),
             Box::new(move |b: Vec<u32>, _| {
                 let (r, p) = (r.clone(), p.clone());
@@ -678,7 +786,7 @@ mod tests {
         )
         .unwrap();
         for i in 0..100 {
-            q.push(i);
+            q.push(i, 0);
         }
         q.flush(Duration::from_secs(10)).unwrap();
         // Flush returned only once every spawned export had finished.

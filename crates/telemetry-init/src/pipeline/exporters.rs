@@ -65,6 +65,15 @@ impl SpanBody {
         }
     }
 
+    /// Encodes a run of a batch (a JSON body needs the spans by value: it
+    /// copies them; the protobuf encoder writes from the slice).
+    pub(crate) fn encode_run(&mut self, run: &[SpanData]) -> Bytes {
+        match self {
+            SpanBody::Proto(encoder) => encoder.encode(run),
+            SpanBody::Json(_) => self.encode(run.to_vec()),
+        }
+    }
+
     pub(crate) fn encode(&mut self, batch: Vec<SpanData>) -> Bytes {
         match self {
             SpanBody::Proto(encoder) => encoder.encode(&batch),

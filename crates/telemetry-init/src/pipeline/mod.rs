@@ -3,6 +3,8 @@
 
 pub(crate) mod batch;
 pub(crate) mod exporters;
+mod fit;
+mod limits;
 pub(crate) mod runtime;
 mod span_encoder;
 mod tls;
@@ -21,7 +23,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use tokio::runtime::Handle;
 
 use crate::Error;
-use crate::config::{BatchSettings, ExporterSetting, Signal};
+use crate::config::{BatchSettings, ExporterSetting, LogLimits, Signal};
 use batch::{BatchQueue, Delivered, Export, ExportFn, SignalStats};
 use telemetry_init_metrics::PipelineHealth;
 
@@ -57,10 +59,12 @@ fn export_runtime(handle: Option<&Handle>) -> Result<Handle, Error> {
 }
 
 /// Builds the export function for spans, or `None` when traces are off.
+/// No export request is larger than `max_request_bytes`.
 pub(crate) fn span_export(
     setting: &ExporterSetting,
     resource: &Resource,
     handle: Option<&Handle>,
+    max_request_bytes: usize,
 ) -> Result<Option<ExportFn<SpanData>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
@@ -73,14 +77,48 @@ pub(crate) fn span_export(
         ExporterSetting::Otlp(s) => {
             let handle = export_runtime(handle)?;
             let client = Arc::new(exporters::client(s, Signal::Traces, &handle)?);
-            let mut body = exporters::SpanBody::new(s.protocol, resource);
+            let protocol = s.protocol;
+            let resource = resource.clone();
+            let mut body = exporters::SpanBody::new(protocol, &resource);
             Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
-                // Encoded here, on the batch thread; the runtime only sends.
-                let body = body.encode(batch);
+                // Encoded here, on the batch thread, in requests that fit;
+                // the runtime only sends (and re-encodes halves only if the
+                // collector still refuses one as too large).
+                let mut fitted = fit::Fitted::default();
+                fit::encode_to_fit(
+                    &batch,
+                    0..batch.len(),
+                    max_request_bytes,
+                    &mut |run: &[SpanData]| body.encode_run(run),
+                    &mut fitted,
+                );
+                let runs = fitted
+                    .requests
+                    .into_iter()
+                    .map(|(r, b)| (r, Some(b)))
+                    .collect();
+                let too_large = fitted.too_large as u64;
                 let client = Arc::clone(&client);
+                let resource = resource.clone();
+                let started = std::time::Instant::now();
                 Export::Spawn(
                     handle.clone(),
-                    Box::pin(async move { client.export(body, timeout).await }),
+                    Box::pin(async move {
+                        let mut again: Option<exporters::SpanBody> = None;
+                        fit::send_runs(runs, too_large, |run, ready| {
+                            let body = ready.unwrap_or_else(|| {
+                                again
+                                    .get_or_insert_with(|| {
+                                        exporters::SpanBody::new(protocol, &resource)
+                                    })
+                                    .encode_run(&batch[run])
+                            });
+                            let budget = timeout.saturating_sub(started.elapsed());
+                            let client = Arc::clone(&client);
+                            async move { client.export(body, budget).await }
+                        })
+                        .await
+                    }),
                 )
             }))
         }
@@ -88,10 +126,12 @@ pub(crate) fn span_export(
 }
 
 /// Builds the export function for log records, or `None` when logs are off.
+/// No export request is larger than `max_request_bytes`.
 pub(crate) fn log_export(
     setting: &ExporterSetting,
     resource: &Resource,
     handle: Option<&Handle>,
+    max_request_bytes: usize,
 ) -> Result<Option<ExportFn<LogItem>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
@@ -106,13 +146,38 @@ pub(crate) fn log_export(
             let client = Arc::new(exporters::client(s, Signal::Logs, &handle)?);
             let protocol = s.protocol;
             let resource = resource.into();
+            let resource = Arc::new(resource);
             Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
-                let body = exporters::encode_logs(protocol, &resource, &batch);
-                drop(batch);
+                let mut fitted = fit::Fitted::default();
+                fit::encode_to_fit(
+                    &batch,
+                    0..batch.len(),
+                    max_request_bytes,
+                    &mut |run: &[LogItem]| exporters::encode_logs(protocol, &resource, run),
+                    &mut fitted,
+                );
+                let runs = fitted
+                    .requests
+                    .into_iter()
+                    .map(|(r, b)| (r, Some(b)))
+                    .collect();
+                let too_large = fitted.too_large as u64;
                 let client = Arc::clone(&client);
+                let resource = Arc::clone(&resource);
+                let started = std::time::Instant::now();
                 Export::Spawn(
                     handle.clone(),
-                    Box::pin(async move { client.export(body, timeout).await }),
+                    Box::pin(async move {
+                        fit::send_runs(runs, too_large, |run, ready| {
+                            let body = ready.unwrap_or_else(|| {
+                                exporters::encode_logs(protocol, &resource, &batch[run])
+                            });
+                            let budget = timeout.saturating_sub(started.elapsed());
+                            let client = Arc::clone(&client);
+                            async move { client.export(body, budget).await }
+                        })
+                        .await
+                    }),
                 )
             }))
         }
@@ -136,21 +201,26 @@ fn sdk_shutdown<T: Send + 'static>(queue: &BatchQueue<T>, timeout: Duration) -> 
         .map_err(|_| OTelSdkError::Timeout(timeout))
 }
 
-/// Hands ended, sampled spans to the bounded queue.
+/// Hands ended, sampled spans to the bounded queue, with the attribute
+/// value length limit applied.
 #[derive(Debug)]
 pub(crate) struct QueueSpanProcessor {
     queue: BatchQueue<SpanData>,
+    value_length: Option<usize>,
 }
 
 impl QueueSpanProcessor {
     pub(crate) fn start(
         settings: BatchSettings,
+        max_bytes: usize,
+        value_length: Option<usize>,
         stats: Arc<SignalStats>,
         export: ExportFn<SpanData>,
         health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Traces, settings, stats, export, health)?,
+            queue: BatchQueue::start(Signal::Traces, settings, max_bytes, stats, export, health)?,
+            value_length,
         })
     }
 }
@@ -158,9 +228,10 @@ impl QueueSpanProcessor {
 impl SpanProcessor for QueueSpanProcessor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
         if span.span_context.is_sampled() {
-            self.queue.push(span);
+            let size = limits::limit_span(&mut span, self.value_length);
+            self.queue.push(span, size);
         }
     }
 
@@ -173,28 +244,37 @@ impl SpanProcessor for QueueSpanProcessor {
     }
 }
 
-/// Hands log records to the bounded queue.
+/// Hands log records to the bounded queue, with the log record limits
+/// applied.
 #[derive(Debug)]
 pub(crate) struct QueueLogProcessor {
     queue: BatchQueue<LogItem>,
+    limits: LogLimits,
+    minter: opentelemetry_sdk::logs::SdkLogger,
 }
 
 impl QueueLogProcessor {
     pub(crate) fn start(
         settings: BatchSettings,
+        max_bytes: usize,
+        log_limits: LogLimits,
         stats: Arc<SignalStats>,
         export: ExportFn<LogItem>,
         health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Logs, settings, stats, export, health)?,
+            queue: BatchQueue::start(Signal::Logs, settings, max_bytes, stats, export, health)?,
+            limits: log_limits,
+            minter: limits::record_minter(),
         })
     }
 }
 
 impl LogProcessor for QueueLogProcessor {
     fn emit(&self, data: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
-        self.queue.push((data.clone(), instrumentation.clone()));
+        let (record, size) = limits::limit_log(data, &self.limits, &self.minter);
+        let size = size + instrumentation.name().len();
+        self.queue.push((record, instrumentation.clone()), size);
     }
 
     fn force_flush(&self) -> OTelSdkResult {

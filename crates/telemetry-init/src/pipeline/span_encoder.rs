@@ -19,11 +19,13 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Encodes batches of spans for one resource; keeps its buffer between batches.
-#[derive(Debug)]
+/// Cheap to clone (an export that must split a refused request re-encodes
+/// on a clone).
+#[derive(Debug, Clone)]
 pub(crate) struct SpanEncoder {
     /// The `Resource` message, encoded once.
-    resource: Vec<u8>,
-    resource_schema_url: String,
+    resource: std::sync::Arc<[u8]>,
+    resource_schema_url: std::sync::Arc<str>,
     /// The previous request's size, to allocate the next one at once.
     last_len: usize,
 }
@@ -35,8 +37,8 @@ impl SpanEncoder {
             message(&mut r, 1, |b| key_value(b, k.as_str(), v));
         }
         Self {
-            resource: r,
-            resource_schema_url: resource.schema_url().unwrap_or_default().to_owned(),
+            resource: r.into(),
+            resource_schema_url: resource.schema_url().unwrap_or_default().into(),
             last_len: 64 * 1024,
         }
     }

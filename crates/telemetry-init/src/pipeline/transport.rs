@@ -448,6 +448,9 @@ impl Failure {
         let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
         let error_type = match status.as_u16() {
             401 => "unauthenticated",
+            // The request is over the collector's size limit: split, not
+            // retried as is (see `fit.rs`).
+            413 => "too_large",
             403 => "permission_denied",
             429 => "resource_exhausted",
             502..=504 => "unavailable",
@@ -619,6 +622,7 @@ fn partial(p: Option<(i64, String)>) -> Delivered {
             } else {
                 bounded(&message)
             }),
+            reason: None,
         },
         _ => Delivered::default(),
     }
