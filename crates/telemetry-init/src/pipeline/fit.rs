@@ -17,6 +17,9 @@ use bytes::Bytes;
 
 use super::batch::{Delivered, ExportError, ExportResult};
 
+/// A run of a batch, with its request when already encoded.
+pub(crate) type Run = (Range<usize>, Option<Bytes>);
+
 /// A batch cut into requests that each fit.
 #[derive(Debug, Default)]
 pub(crate) struct Fitted {
