@@ -406,7 +406,8 @@ pub fn slo_metrics_present(
 fn is_redacted(v: &str) -> bool {
     let t = v
         .trim()
-        .trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '"' | '\''));
+        // `(http://h/?token=REDACTED)`: the URL's closing parenthesis.
+        .trim_matches(|c| matches!(c, '[' | ']' | '<' | '>' | '(' | ')' | '"' | '\''));
     t.eq_ignore_ascii_case("redacted") || (t.len() >= 3 && t.chars().all(|c| c == '*'))
 }
 
@@ -418,7 +419,8 @@ fn mask(v: &str) -> String {
 fn token_after(s: &str, start: usize) -> &str {
     let rest = &s[start..];
     let end = rest
-        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '&' | '#'))
+        // `?` ends a path parameter (`/a;jsessionid=REDACTED?q=1`).
+        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '&' | '#' | '?'))
         .unwrap_or(rest.len());
     &rest[..end]
 }

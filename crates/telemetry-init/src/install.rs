@@ -13,7 +13,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, ExporterSetting, ExporterSummary, LogFormat};
 use crate::guard::{Parts, TelemetryGuard};
-use crate::logs::{BufferedStdout, CorrelationLayer, JsonFormat, NoSpanFields};
+use crate::logs::{BufferedStdout, CorrelationLayer, JsonFormat, NoSpanFields, text_fields};
 use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
 use crate::{Error, TelemetryHandle, metrics_export};
 
@@ -50,6 +50,9 @@ where
 }
 
 pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
+    // First, so every line printed from here on (the start-up line too) and
+    // every record exported uses the configured policy.
+    crate::redact::set_current(config.redaction.clone());
     let needs_runtime = [&config.traces, &config.logs, &config.metrics]
         .iter()
         .any(|s| matches!(s, ExporterSetting::Otlp(_)));
@@ -195,6 +198,7 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
             .with_filter(stdout_filter)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .fmt_fields(text_fields())
             .with_writer(stdout)
             .with_filter(stdout_filter)
             .boxed(),

@@ -32,6 +32,7 @@ mod install;
 mod logs;
 mod metrics_export;
 mod pipeline;
+pub mod redact;
 mod resource;
 
 use std::sync::Arc;

@@ -78,8 +78,15 @@ async fn chain(
             (status, format!("downstream {status}: {body}"))
         }
         Err(e) => {
-            tracing::warn!(error = %e, request_id = request_id.as_str(), "downstream failed");
-            (StatusCode::BAD_GATEWAY, format!("downstream failed: {e}\n"))
+            // reqwest's message repeats the URL: credentials in it (userinfo,
+            // `?token=`) must reach neither the client nor the logs.
+            let message = e.to_string();
+            let message = telemetry_init::redact::current().redact_text(&message);
+            tracing::warn!(error = %message, request_id = request_id.as_str(), "downstream failed");
+            (
+                StatusCode::BAD_GATEWAY,
+                format!("downstream failed: {message}\n"),
+            )
         }
     }
 }

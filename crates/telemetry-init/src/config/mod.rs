@@ -201,6 +201,9 @@ pub struct Config {
     /// Whether stdout gets JSON lines (`TELEMETRY_LOG_FORMAT=json`, the default)
     /// or human-readable text (`text`).
     pub log_format: LogFormat,
+    /// The redaction policy: the default keys, then the builder's
+    /// additions and removals, then `TELEMETRY_REDACT_KEYS`.
+    pub redaction: crate::redact::Redaction,
 }
 
 impl Config {
@@ -261,7 +264,9 @@ impl fmt::Display for ExporterSummary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             ExporterSetting::Otlp(s) => {
-                write!(f, "otlp {} {}", s.protocol.as_str(), s.endpoint)
+                // userinfo in the endpoint is a credential: never printed.
+                let endpoint = crate::redact::current().redact_url(&s.endpoint);
+                write!(f, "otlp {} {}", s.protocol.as_str(), endpoint)
             }
             ExporterSetting::Console => f.write_str("console"),
             ExporterSetting::Off(why) => write!(f, "off ({why})"),
@@ -307,6 +312,7 @@ pub struct Builder {
     pub(crate) lookup: Option<Lookup>,
     pub(crate) slo_latency_thresholds: Vec<f64>,
     pub(crate) duration_buckets: Option<Vec<f64>>,
+    pub(crate) redact_edits: Vec<(bool, String)>,
 }
 
 impl fmt::Debug for Builder {
@@ -495,6 +501,35 @@ impl Builder {
     /// ```
     pub fn duration_buckets(mut self, seconds: Vec<f64>) -> Self {
         self.duration_buckets = Some(seconds);
+        self
+    }
+
+    /// Adds a key to the redaction policy: values of attributes, log fields
+    /// and query or path parameters whose name ends with `key` (compared
+    /// without case and separators) become `REDACTED`. Write `=key` to match
+    /// whole names only. `TELEMETRY_REDACT_KEYS` is applied after this; see
+    /// [`crate::redact`].
+    ///
+    /// ```
+    /// let config = telemetry_init::builder()
+    ///     .redact_key("customer_email")
+    ///     .keep_key("=code")
+    ///     .env_lookup(|_| None)
+    ///     .resolve()?;
+    /// assert!(config.redaction.is_secret_name("order.customerEmail"));
+    /// assert!(!config.redaction.is_secret_name("code"));
+    /// # Ok::<(), telemetry_init::Error>(())
+    /// ```
+    pub fn redact_key(mut self, key: impl Into<String>) -> Self {
+        self.redact_edits.push((true, key.into()));
+        self
+    }
+
+    /// Removes a key from the redaction policy, written as listed in
+    /// [`crate::redact::DEFAULT_KEYS`] (e.g. `=code` to record OAuth `code`
+    /// parameters). `TELEMETRY_REDACT_KEYS` is applied after this.
+    pub fn keep_key(mut self, key: impl Into<String>) -> Self {
+        self.redact_edits.push((false, key.into()));
         self
     }
 
@@ -716,6 +751,25 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         .or(b.trust_incoming_context)
         .unwrap_or(true);
 
+    let mut redaction = crate::redact::Redaction::new();
+    for (add, key) in &b.redact_edits {
+        redaction = if *add {
+            redaction.with_key(key)
+        } else {
+            redaction.without_key(key)
+        };
+    }
+    if let Some(list) = env.get(crate::redact::ENV_KEYS) {
+        redaction = redaction.apply_list(&list).map_err(|entry| {
+            Error::invalid_env(
+                crate::redact::ENV_KEYS,
+                &list,
+                format!("entry {entry:?} has no letter or digit"),
+                "comma-separated keys: name (suffix), =name (whole name), -name (remove)",
+            )
+        })?;
+    }
+
     Ok(Config {
         trust_incoming_context,
         sdk_disabled,
@@ -741,6 +795,7 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         log_format,
         slo_latency_thresholds: b.slo_latency_thresholds.clone(),
         duration_buckets: b.duration_buckets.clone(),
+        redaction,
     })
 }
 

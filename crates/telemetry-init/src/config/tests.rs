@@ -532,3 +532,23 @@ fn tls_files_are_checked_at_resolve() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn redaction_keys_from_code_and_environment() {
+    let config = Builder::default()
+        .redact_key("customer_email")
+        .keep_key("token")
+        .env_lookup(|k| (k == "TELEMETRY_REDACT_KEYS").then(|| "=ref,-cookie".to_string()))
+        .resolve()
+        .unwrap();
+    let p = &config.redaction;
+    assert!(p.is_secret_name("customer-email"));
+    assert!(!p.is_secret_name("access_token"));
+    assert!(p.is_secret_name("ref"));
+    assert!(!p.is_secret_name("set-cookie"));
+    assert!(p.is_secret_name("password"));
+
+    let text = err_text(&[("TELEMETRY_REDACT_KEYS", "ok,--")]);
+    assert!(text.contains("TELEMETRY_REDACT_KEYS"), "{text}");
+    assert!(text.contains("\"--\""), "{text}");
+}

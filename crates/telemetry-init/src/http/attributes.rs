@@ -1,7 +1,5 @@
 //! Semantic-convention values computed from a request, with the cardinality
-//! and secrecy rules applied.
-
-use std::borrow::Cow;
+//! rules applied (secrets are [`crate::redact`]'s).
 
 use http::{Method, Version};
 
@@ -33,113 +31,6 @@ pub(crate) fn protocol_version(v: Version) -> &'static str {
         Version::HTTP_3 => "3",
         _ => "1.1",
     }
-}
-
-/// Query-parameter names whose values are credentials or personal data.
-/// Matched case-insensitively on the whole name and on `_`/`-` separated
-/// suffixes, so `x_api_key` and `refresh-token` are caught too.
-const SECRET_KEYS: &[&str] = &[
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "key",
-    "api_key",
-    "apikey",
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "client_secret",
-    "signature",
-    "sig",
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-    "auth",
-    "authorization",
-    "session",
-    "sessionid",
-    "session_id",
-    "code",
-    "credential",
-    "credentials",
-    "jwt",
-];
-
-pub(crate) fn is_secret_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    if SECRET_KEYS.contains(&lower.as_str()) {
-        return true;
-    }
-    // Suffix after the last separator: `x_api_key` -> `key`, `user-token` -> `token`.
-    lower
-        .rsplit(['_', '-', '.'])
-        .next()
-        .is_some_and(|last| last != lower && SECRET_KEYS.contains(&last))
-}
-
-/// `url.query` with the value of every secret-looking parameter replaced by
-/// `REDACTED`. Borrowed unchanged when nothing needs redaction.
-pub(crate) fn redact_query(query: &str) -> Cow<'_, str> {
-    let needs = query.split('&').any(|pair| {
-        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-        is_secret_key(&percent_decode_lossy(key))
-    });
-    if !needs {
-        return Cow::Borrowed(query);
-    }
-    let mut out = String::with_capacity(query.len());
-    for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((k, _)) if is_secret_key(&percent_decode_lossy(k)) => {
-                out.push_str(k);
-                out.push_str("=REDACTED");
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn percent_decode_lossy(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Splits a `Host` header value into `server.address` and `server.port`.
@@ -175,21 +66,6 @@ mod tests {
         assert_eq!(method(&Method::GET), ("GET", None));
         let odd = Method::from_bytes(b"PURGE").unwrap();
         assert_eq!(method(&odd), ("_OTHER", Some("PURGE")));
-    }
-
-    #[test]
-    fn secret_query_values_are_redacted() {
-        assert_eq!(redact_query("a=1&b=2"), "a=1&b=2");
-        assert!(matches!(redact_query("a=1"), Cow::Borrowed(_)));
-        assert_eq!(
-            redact_query("q=shoes&access_token=abc&API_KEY=k&x_api_key=z&page=2&sig=s&code=c"),
-            "q=shoes&access_token=REDACTED&API_KEY=REDACTED&x_api_key=REDACTED&page=2&sig=REDACTED&code=REDACTED"
-        );
-        assert_eq!(
-            redact_query("pass%77ord=x&token"),
-            "pass%77ord=REDACTED&token"
-        );
-        assert_eq!(redact_query("monkey=banana"), "monkey=banana");
     }
 
     #[test]

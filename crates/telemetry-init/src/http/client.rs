@@ -201,8 +201,10 @@ impl Drop for ClientCall {
     }
 }
 
-/// `url.full` without userinfo and with secret query values redacted.
+/// `url.full` without userinfo, with secret query values and path
+/// parameters redacted.
 fn redact_url(uri: &http::Uri) -> String {
+    let policy = crate::redact::current();
     let mut out = String::new();
     if let Some(s) = uri.scheme_str() {
         out.push_str(s);
@@ -213,10 +215,10 @@ fn redact_url(uri: &http::Uri) -> String {
         let a = a.as_str();
         out.push_str(a.rsplit_once('@').map_or(a, |(_, host)| host));
     }
-    out.push_str(uri.path());
+    out.push_str(&policy.redact_path(uri.path()));
     if let Some(q) = uri.query() {
         out.push('?');
-        out.push_str(&attributes::redact_query(q));
+        out.push_str(&policy.redact_query(q));
     }
     out
 }
@@ -465,12 +467,12 @@ mod tests {
 
     #[test]
     fn urls_lose_credentials() {
-        let uri: http::Uri = "http://user:pw@example.com:8080/a?token=t&q=1"
+        let uri: http::Uri = "http://user:pw@example.com:8080/a;jsessionid=s?token=t&q=1"
             .parse()
             .unwrap();
         assert_eq!(
             redact_url(&uri),
-            "http://example.com:8080/a?token=REDACTED&q=1"
+            "http://example.com:8080/a;jsessionid=REDACTED?token=REDACTED&q=1"
         );
     }
 }

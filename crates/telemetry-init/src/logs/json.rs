@@ -55,6 +55,7 @@ where
         let mut fields = FieldWriter {
             w: &mut w,
             result: Ok(()),
+            policy: crate::redact::current(),
         };
         event.record(&mut fields);
         fields.result?;
@@ -127,6 +128,7 @@ fn level_str(level: Level) -> &'static str {
 struct FieldWriter<'a, 'w> {
     w: &'a mut Writer<'w>,
     result: fmt::Result,
+    policy: &'static crate::redact::Redaction,
 }
 
 impl FieldWriter<'_, '_> {
@@ -141,14 +143,54 @@ impl FieldWriter<'_, '_> {
 
     fn put(&mut self, field: &Field, f: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| f(self.w));
+            // A secret-named field keeps its name, never its value.
+            self.result = if self.policy.is_secret_name(field.name()) {
+                self.key(field)
+                    .and_then(|()| write_json_str(self.w, crate::redact::REDACTED))
+            } else {
+                self.key(field).and_then(|()| f(self.w))
+            };
         }
     }
+
+    /// A formatted value, with URLs redacted (see [`with_formatted`]).
+    fn put_formatted(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        let policy = self.policy;
+        self.put(field, |w| {
+            with_formatted(value, |text| write_json_str(w, &policy.redact_text(text)))
+        });
+    }
+}
+
+/// Formats `value` into a per-thread buffer and hands the text to `f`, so
+/// it can be redacted before it is escaped, without an allocation per field
+/// once the buffer has grown. A `Debug` impl that logs (re-entrancy) gets a
+/// fresh buffer instead of a panic.
+pub(crate) fn with_formatted<R>(value: fmt::Arguments<'_>, f: impl FnOnce(&str) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static BUF: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    /// Buffers past this are released after use rather than kept per thread.
+    const KEEP: usize = 16 * 1024;
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let _ = buf.write_fmt(value);
+            let r = f(buf.as_str());
+            if buf.capacity() > KEEP {
+                *buf = String::new();
+            }
+            r
+        }
+        Err(_) => f(&value.to_string()),
+    })
 }
 
 impl Visit for FieldWriter<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, |w| write_json_str(w, value));
+        let policy = self.policy;
+        self.put(field, |w| write_json_str(w, &policy.redact_text(value)));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -175,19 +217,11 @@ impl Visit for FieldWriter<'_, '_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, |w| {
-            w.write_char('"')?;
-            write!(JsonEscaper(w), "{value}")?;
-            w.write_char('"')
-        });
+        self.put_formatted(field, format_args!("{value}"));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, |w| {
-            w.write_char('"')?;
-            write!(JsonEscaper(w), "{value:?}")?;
-            w.write_char('"')
-        });
+        self.put_formatted(field, format_args!("{value:?}"));
     }
 }
 
@@ -265,5 +299,69 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn secret_fields_and_urls_are_redacted() {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        #[derive(Debug)]
+        struct Failure;
+        impl std::fmt::Display for Failure {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request for url (http://u:pw3@h/?api_key=k3)")
+            }
+        }
+        impl std::error::Error for Failure {}
+
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(NoSpanFields)
+                .event_format(JsonFormat::new("svc"))
+                .with_writer(move || buf.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let url = "http://bob:hunter2@db/x;jsessionid=s1?q=1";
+            let err: &(dyn std::error::Error + 'static) = &Failure;
+            tracing::warn!(
+                password = "pw1",
+                refreshToken = %"tok2",
+                target = url,
+                error = err,
+                n = 3,
+                "fetching {url}"
+            );
+        });
+        let line = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for secret in ["pw1", "tok2", "hunter2", "s1", "pw3", "k3"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["password"], "REDACTED");
+        assert_eq!(v["refreshToken"], "REDACTED");
+        assert_eq!(v["target"], "http://REDACTED@db/x;jsessionid=REDACTED?q=1");
+        assert_eq!(
+            v["message"],
+            "fetching http://REDACTED@db/x;jsessionid=REDACTED?q=1"
+        );
+        assert_eq!(
+            v["error"],
+            "error sending request for url (http://REDACTED@h/?api_key=REDACTED)"
+        );
+        assert_eq!(v["n"], 3);
     }
 }

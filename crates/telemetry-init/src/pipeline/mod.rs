@@ -6,6 +6,7 @@ pub(crate) mod exporters;
 mod fit;
 mod limits;
 pub(crate) mod runtime;
+mod scrub;
 mod span_encoder;
 mod tls;
 mod transport;
@@ -68,7 +69,8 @@ pub(crate) fn span_export(
 ) -> Result<Option<ExportFn<SpanData>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
-        ExporterSetting::Console => Some(Box::new(|batch: Vec<SpanData>, _| {
+        ExporterSetting::Console => Some(Box::new(|mut batch: Vec<SpanData>, _| {
+            scrub_spans(&mut batch);
             for span in &batch {
                 eprintln!("{}", console_span(span));
             }
@@ -80,7 +82,9 @@ pub(crate) fn span_export(
             let protocol = s.protocol;
             let resource = resource.clone();
             let mut body = exporters::SpanBody::new(protocol, &resource);
-            Some(Box::new(move |batch: Vec<SpanData>, timeout: Duration| {
+            Some(Box::new(move |mut batch: Vec<SpanData>, timeout: Duration| {
+                // Redacted on the batch thread, before encoding.
+                scrub_spans(&mut batch);
                 // Encoded here, on the batch thread, in requests that fit;
                 // the runtime only sends (and re-encodes halves only if the
                 // collector still refuses one as too large).
@@ -135,7 +139,8 @@ pub(crate) fn log_export(
 ) -> Result<Option<ExportFn<LogItem>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
-        ExporterSetting::Console => Some(Box::new(|batch: Vec<LogItem>, _| {
+        ExporterSetting::Console => Some(Box::new(|mut batch: Vec<LogItem>, _| {
+            scrub_logs(&mut batch);
             for (record, _) in &batch {
                 eprintln!("{}", console_log(record));
             }
@@ -147,7 +152,8 @@ pub(crate) fn log_export(
             let protocol = s.protocol;
             let resource = resource.into();
             let resource = Arc::new(resource);
-            Some(Box::new(move |batch: Vec<LogItem>, timeout: Duration| {
+            Some(Box::new(move |mut batch: Vec<LogItem>, timeout: Duration| {
+                scrub_logs(&mut batch);
                 let mut fitted = fit::Fitted::default();
                 fit::encode_to_fit(
                     &batch,
@@ -182,6 +188,21 @@ pub(crate) fn log_export(
             }))
         }
     })
+}
+
+/// The redaction policy applied on the batch thread, off the request path.
+fn scrub_spans(batch: &mut [SpanData]) {
+    let policy = crate::redact::current();
+    for span in batch {
+        scrub::scrub_span(policy, span);
+    }
+}
+
+fn scrub_logs(batch: &mut [LogItem]) {
+    let policy = crate::redact::current();
+    for (record, _) in batch {
+        scrub::scrub_log(policy, record);
+    }
 }
 
 /// A log record with its scope, owned so it can wait in the queue.

@@ -22,7 +22,8 @@
 //! Requests to the skip list (by default `/healthz`, `/readyz`, `/livez`,
 //! `/health`, `/metrics` and the gRPC health service) create no span and no
 //! metrics. `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
-//! are never recorded, and secret-looking query values become `REDACTED`.
+//! are never recorded, and secret query values and path parameters
+//! (`;jsessionid=`) become `REDACTED` (the policy of [`crate::redact`]).
 //! Values taken from the request are cut to the [built-in bounds](super::limits).
 //!
 //! A request is recorded as a gRPC call only when the service's own stack
@@ -301,7 +302,10 @@ where
             .and_then(RequestId::sanitize)
             .unwrap_or_else(RequestId::generate);
 
-        let opt = Optional::read(&req);
+        let redaction = crate::redact::current();
+        let opt = Optional::read(&req, redaction);
+        // Path parameters (`;jsessionid=…`) are secrets; borrowed unless one is there.
+        let path = redaction.redact_path(path);
         let mut route_metrics = None;
         let span = if let Some((service, rpc_method)) = &grpc_names {
             tracing::info_span!(
@@ -314,7 +318,7 @@ where
                 rpc.service = service.as_str(),
                 rpc.method = rpc_method.as_str(),
                 rpc.grpc.status_code = tracing::field::Empty,
-                url.path = path,
+                url.path = &*path,
                 server.address = opt.server_address,
                 server.port = opt.server_port,
                 client.address = opt.client_address.map(tracing::field::display),
@@ -335,7 +339,7 @@ where
                 http.request.method_original = method_original,
                 http.route = route,
                 http.response.status_code = tracing::field::Empty,
-                url.path = path,
+                url.path = &*path,
                 url.scheme = req.uri().scheme_str().unwrap_or("http"),
                 url.query = opt.query.as_deref(),
                 server.address = opt.server_address,
@@ -414,7 +418,7 @@ struct Optional<'a> {
 }
 
 impl<'a> Optional<'a> {
-    fn read<B>(req: &'a Request<B>) -> Self {
+    fn read<B>(req: &'a Request<B>, redaction: &crate::redact::Redaction) -> Self {
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -441,7 +445,7 @@ impl<'a> Optional<'a> {
             query: req
                 .uri()
                 .query()
-                .map(|q| attributes::redact_query(truncate(q, limits::MAX_QUERY))),
+                .map(|q| redaction.redact_query(truncate(q, limits::MAX_QUERY))),
             server_address: host.map(|(a, _)| a),
             server_port: host.and_then(|(_, p)| p).map(i64::from),
             user_agent: req

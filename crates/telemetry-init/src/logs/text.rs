@@ -1,0 +1,79 @@
+//! The fields of the human-readable (`TELEMETRY_LOG_FORMAT=text`) lines,
+//! formatted like tracing-subscriber's default (`message key=value …`) with
+//! the redaction policy applied, as the JSON lines have it.
+
+use std::fmt;
+
+use tracing::field::Field;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
+
+use super::json::with_formatted;
+use crate::redact::{self, REDACTED};
+
+fn field(w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+    let name = field.name();
+    if name != "message" {
+        w.write_str(name.strip_prefix("r#").unwrap_or(name))?;
+        w.write_char('=')?;
+    }
+    let policy = redact::current();
+    if policy.is_secret_name(name) {
+        return w.write_str(REDACTED);
+    }
+    with_formatted(format_args!("{value:?}"), |text| {
+        w.write_str(&policy.redact_text(text))
+    })
+}
+
+/// The field formatter of the text format.
+pub(crate) fn text_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    debug_fn(field).delimited(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_lines_are_redacted() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(super::text_fields())
+                .with_writer(move || buf.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let url = "http://bob:hunter2@db:5432/x?token=t1&q=1";
+            tracing::warn!(user.password = "pw1", target = %url, n = 3, "fetching {url}");
+        });
+        let line = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for secret in ["pw1", "hunter2", "t1"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+        assert!(line.contains("user.password=REDACTED"), "{line}");
+        assert!(
+            line.contains("fetching http://REDACTED@db:5432/x?token=REDACTED&q=1"),
+            "{line}"
+        );
+        assert!(line.contains(" n=3"), "{line}");
+    }
+}
