@@ -82,49 +82,51 @@ pub(crate) fn span_export(
             let protocol = s.protocol;
             let resource = resource.clone();
             let mut body = exporters::SpanBody::new(protocol, &resource);
-            Some(Box::new(move |mut batch: Vec<SpanData>, timeout: Duration| {
-                // Redacted on the batch thread, before encoding.
-                scrub_spans(&mut batch);
-                // Encoded here, on the batch thread, in requests that fit;
-                // the runtime only sends (and re-encodes halves only if the
-                // collector still refuses one as too large).
-                let mut fitted = fit::Fitted::default();
-                fit::encode_to_fit(
-                    &batch,
-                    0..batch.len(),
-                    max_request_bytes,
-                    &mut |run: &[SpanData]| body.encode_run(run),
-                    &mut fitted,
-                );
-                let runs = fitted
-                    .requests
-                    .into_iter()
-                    .map(|(r, b)| (r, Some(b)))
-                    .collect();
-                let too_large = fitted.too_large as u64;
-                let client = Arc::clone(&client);
-                let resource = resource.clone();
-                let started = std::time::Instant::now();
-                Export::Spawn(
-                    handle.clone(),
-                    Box::pin(async move {
-                        let mut again: Option<exporters::SpanBody> = None;
-                        fit::send_runs(runs, too_large, |run, ready| {
-                            let body = ready.unwrap_or_else(|| {
-                                again
-                                    .get_or_insert_with(|| {
-                                        exporters::SpanBody::new(protocol, &resource)
-                                    })
-                                    .encode_run(&batch[run])
-                            });
-                            let budget = timeout.saturating_sub(started.elapsed());
-                            let client = Arc::clone(&client);
-                            async move { client.export(body, budget).await }
-                        })
-                        .await
-                    }),
-                )
-            }))
+            Some(Box::new(
+                move |mut batch: Vec<SpanData>, timeout: Duration| {
+                    // Redacted on the batch thread, before encoding.
+                    scrub_spans(&mut batch);
+                    // Encoded here, on the batch thread, in requests that fit;
+                    // the runtime only sends (and re-encodes halves only if the
+                    // collector still refuses one as too large).
+                    let mut fitted = fit::Fitted::default();
+                    fit::encode_to_fit(
+                        &batch,
+                        0..batch.len(),
+                        max_request_bytes,
+                        &mut |run: &[SpanData]| body.encode_run(run),
+                        &mut fitted,
+                    );
+                    let runs = fitted
+                        .requests
+                        .into_iter()
+                        .map(|(r, b)| (r, Some(b)))
+                        .collect();
+                    let too_large = fitted.too_large as u64;
+                    let client = Arc::clone(&client);
+                    let resource = resource.clone();
+                    let started = std::time::Instant::now();
+                    Export::Spawn(
+                        handle.clone(),
+                        Box::pin(async move {
+                            let mut again: Option<exporters::SpanBody> = None;
+                            fit::send_runs(runs, too_large, |run, ready| {
+                                let body = ready.unwrap_or_else(|| {
+                                    again
+                                        .get_or_insert_with(|| {
+                                            exporters::SpanBody::new(protocol, &resource)
+                                        })
+                                        .encode_run(&batch[run])
+                                });
+                                let budget = timeout.saturating_sub(started.elapsed());
+                                let client = Arc::clone(&client);
+                                async move { client.export(body, budget).await }
+                            })
+                            .await
+                        }),
+                    )
+                },
+            ))
         }
     })
 }
@@ -152,40 +154,42 @@ pub(crate) fn log_export(
             let protocol = s.protocol;
             let resource = resource.into();
             let resource = Arc::new(resource);
-            Some(Box::new(move |mut batch: Vec<LogItem>, timeout: Duration| {
-                scrub_logs(&mut batch);
-                let mut fitted = fit::Fitted::default();
-                fit::encode_to_fit(
-                    &batch,
-                    0..batch.len(),
-                    max_request_bytes,
-                    &mut |run: &[LogItem]| exporters::encode_logs(protocol, &resource, run),
-                    &mut fitted,
-                );
-                let runs = fitted
-                    .requests
-                    .into_iter()
-                    .map(|(r, b)| (r, Some(b)))
-                    .collect();
-                let too_large = fitted.too_large as u64;
-                let client = Arc::clone(&client);
-                let resource = Arc::clone(&resource);
-                let started = std::time::Instant::now();
-                Export::Spawn(
-                    handle.clone(),
-                    Box::pin(async move {
-                        fit::send_runs(runs, too_large, |run, ready| {
-                            let body = ready.unwrap_or_else(|| {
-                                exporters::encode_logs(protocol, &resource, &batch[run])
-                            });
-                            let budget = timeout.saturating_sub(started.elapsed());
-                            let client = Arc::clone(&client);
-                            async move { client.export(body, budget).await }
-                        })
-                        .await
-                    }),
-                )
-            }))
+            Some(Box::new(
+                move |mut batch: Vec<LogItem>, timeout: Duration| {
+                    scrub_logs(&mut batch);
+                    let mut fitted = fit::Fitted::default();
+                    fit::encode_to_fit(
+                        &batch,
+                        0..batch.len(),
+                        max_request_bytes,
+                        &mut |run: &[LogItem]| exporters::encode_logs(protocol, &resource, run),
+                        &mut fitted,
+                    );
+                    let runs = fitted
+                        .requests
+                        .into_iter()
+                        .map(|(r, b)| (r, Some(b)))
+                        .collect();
+                    let too_large = fitted.too_large as u64;
+                    let client = Arc::clone(&client);
+                    let resource = Arc::clone(&resource);
+                    let started = std::time::Instant::now();
+                    Export::Spawn(
+                        handle.clone(),
+                        Box::pin(async move {
+                            fit::send_runs(runs, too_large, |run, ready| {
+                                let body = ready.unwrap_or_else(|| {
+                                    exporters::encode_logs(protocol, &resource, &batch[run])
+                                });
+                                let budget = timeout.saturating_sub(started.elapsed());
+                                let client = Arc::clone(&client);
+                                async move { client.export(body, budget).await }
+                            })
+                            .await
+                        }),
+                    )
+                },
+            ))
         }
     })
 }
