@@ -11,7 +11,8 @@
 //!   `traceparent` only: no `tracestate`, `baggage` or `X-Request-ID`;
 //! * `no-trace-ids`: the stdout lines are written by hand without
 //!   `trace_id`/`span_id` (exported log records stay correlated);
-//! * `leak-secret`: the `Authorization` header is logged;
+//! * `leak-secret`: the `Authorization` header is logged, with its default
+//!   redaction turned off (`keep_key`);
 //! * unset or `none`: nothing is broken.
 //!
 //! Like the demo it listens on `LISTEN_ADDR`, prints
@@ -130,6 +131,11 @@ async fn serve(mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = telemetry_init::builder().service_name("broken-service");
     if mode == Mode::NoTraceIds {
         builder = builder.stdout_filter("off");
+    }
+    if mode == Mode::LeakSecret {
+        // telemetry-init redacts `authorization` by default; this service
+        // turns that off, as a careless configuration would.
+        builder = builder.keep_key("authorization");
     }
     let telemetry = builder.install()?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
