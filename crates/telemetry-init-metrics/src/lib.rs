@@ -111,9 +111,13 @@
 //! `opentelemetry_sdk/src/metrics/internal/`) always emits
 //! `exemplars: vec![]`, there is no exemplar filter or reservoir, the
 //! `Exemplar` fields are `pub(crate)` (no way to inject one), and the
-//! synchronous `record(value, attributes)` API takes no `Context`. Exemplars
-//! are therefore only available on the scrape path (OpenMetrics); OTLP
-//! pushes carry none.
+//! synchronous `record(value, attributes)` API takes no `Context`. So the
+//! SDK's own pushes carry none. Instead, an OTLP exporter reads this
+//! crate's per-bucket exemplars with [`MetricsHandle::for_each_exemplar`]
+//! (keyed by the same attributes as the pushed data point) and adds them to
+//! the encoded histogram points: `telemetry-init`'s OTLP metric exporter
+//! does, on every transport. The request path pays nothing more than for
+//! the OpenMetrics exemplars: the same slot write.
 #![deny(missing_docs)]
 
 mod config;
@@ -293,6 +297,21 @@ pub fn install_recorder(config: MetricsConfig) -> Result<MetricsHandle, MetricsE
     Ok(handle)
 }
 
+/// A histogram exemplar: the latest measurement of one bucket recorded
+/// inside a sampled span, read by [`MetricsHandle::for_each_exemplar`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Exemplar {
+    /// Trace id of the span the measurement was recorded in.
+    pub trace_id: opentelemetry::trace::TraceId,
+    /// Id of that span.
+    pub span_id: opentelemetry::trace::SpanId,
+    /// The measured value.
+    pub value: f64,
+    /// When it was recorded, nanoseconds since the Unix epoch.
+    pub time_unix_nanos: u64,
+}
+
 /// A cheap-to-clone handle to a recorder's registry: exposition, inspection,
 /// OTLP bridge, health helpers and the scrape listener.
 #[derive(Clone)]
@@ -454,6 +473,73 @@ impl MetricsHandle {
         } else {
             Err(MetricsError::MeterAlreadyAttached)
         }
+    }
+
+    /// Calls `f` with the exemplar of every bucket of histogram `name`
+    /// that holds one, for each series mirrored to OpenTelemetry (see
+    /// [`attach_meter`](Self::attach_meter)), together with that series'
+    /// OTLP attributes: exactly the attributes of its data point in an
+    /// OTLP push. This is how an OTLP exporter puts exemplars on pushed
+    /// histogram points, which the OpenTelemetry SDK cannot do itself
+    /// (see the crate docs, "OTLP bridge and exemplars").
+    ///
+    /// Each bucket keeps its latest exemplar; filter by
+    /// [`Exemplar::time_unix_nanos`] to send each one once. Reads atomics
+    /// only, never blocks recording; nothing is called for an unknown name,
+    /// a non-histogram, or a recorder without a meter or exemplars.
+    ///
+    /// ```
+    /// use opentelemetry::trace::{SpanId, TraceId};
+    /// use opentelemetry::metrics::MeterProvider as _;
+    /// use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+    /// use telemetry_init_metrics::*;
+    ///
+    /// fn in_a_sampled_span() -> Option<(TraceId, SpanId)> {
+    ///     Some((TraceId::from(7), SpanId::from(9)))
+    /// }
+    /// let provider = SdkMeterProvider::builder()
+    ///     .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+    ///     .build();
+    /// let config = MetricsConfig::new()
+    ///     .trace_context(Some(in_a_sampled_span))
+    ///     .otel_meter(provider.meter("telemetry-init"));
+    /// let r = TelemetryRecorder::new(config).unwrap();
+    /// metrics::with_local_recorder(&r, || {
+    ///     metrics::histogram!("http.server.request.duration", "http.route" => "/").record(0.2)
+    /// });
+    /// let mut seen = Vec::new();
+    /// r.handle().for_each_exemplar("http.server.request.duration", |attrs, e| {
+    ///     seen.push((attrs.len(), e.trace_id, e.span_id, e.value))
+    /// });
+    /// assert_eq!(seen, [(1, TraceId::from(7), SpanId::from(9), 0.2)]);
+    /// ```
+    pub fn for_each_exemplar(
+        &self,
+        name: &str,
+        mut f: impl FnMut(&[opentelemetry::KeyValue], Exemplar),
+    ) {
+        let Some(family) = self.registry.family(name) else {
+            return;
+        };
+        family.for_each_series(|s| {
+            if let (Some(o), registry::Cell::Histogram(h)) = (s.otel(), s.cell()) {
+                h.for_each_exemplar(|e| {
+                    f(
+                        &o.attrs,
+                        Exemplar {
+                            trace_id: opentelemetry::trace::TraceId::from_bytes(
+                                e.trace_id.to_be_bytes(),
+                            ),
+                            span_id: opentelemetry::trace::SpanId::from_bytes(
+                                e.span_id.to_be_bytes(),
+                            ),
+                            value: e.value,
+                            time_unix_nanos: e.timestamp_nanos,
+                        },
+                    )
+                });
+            }
+        });
     }
 
     /// Health helpers labelled for OTLP/gRPC exporters and batching

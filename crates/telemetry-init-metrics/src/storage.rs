@@ -219,6 +219,13 @@ impl HistogramCell {
         }
     }
 
+    /// Calls `f` with every bucket's exemplar, where there is one.
+    pub(crate) fn for_each_exemplar(&self, mut f: impl FnMut(ExemplarValue)) {
+        if let Some(slots) = &self.exemplars {
+            slots.iter().filter_map(ExemplarSlot::load).for_each(&mut f);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
             counts: self

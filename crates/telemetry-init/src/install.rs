@@ -62,8 +62,9 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
     let instance_id = uuid::Uuid::new_v4().to_string();
     let resource = crate::resource::build(&config, &instance_id);
 
-    // The metric exporter counts its outcomes once the recorder exists.
-    let metric_health = Arc::new(std::sync::OnceLock::new());
+    // The metric exporter counts its outcomes, and reads exemplars, once
+    // the recorder exists.
+    let metric_recorder = Arc::new(std::sync::OnceLock::new());
     let meter_provider = match (&config.metrics, &handle) {
         (ExporterSetting::Otlp(s), Some(h)) => {
             let exporter = metrics_export::RuntimeMetricExporter::new(
@@ -71,7 +72,7 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
                 s.protocol,
                 h.clone(),
                 s.timeout,
-                Arc::clone(&metric_health),
+                Arc::clone(&metric_recorder),
             );
             let reader = PeriodicReader::builder(exporter)
                 .with_interval(config.metric_export_interval)
@@ -128,7 +129,10 @@ pub(crate) fn install_config(config: Config) -> Result<TelemetryGuard, Error> {
         &config.logs,
         &config.metrics,
     ));
-    let _ = metric_health.set(health.clone());
+    let _ = metric_recorder.set(metrics_export::Recorder {
+        health: health.clone(),
+        metrics: metrics.clone(),
+    });
 
     // Traces: a provider always exists, so trace ids are created (and logs
     // correlated, context propagated) even when nothing is exported.

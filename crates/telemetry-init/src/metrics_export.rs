@@ -1,6 +1,21 @@
 //! The OTLP metric exporter, run on the export runtime.
+//!
+//! It also puts exemplars on pushed histogram points. The OpenTelemetry
+//! SDK 0.33 collects none (see `telemetry-init-metrics`' crate docs), but
+//! every histogram it pushes is a mirror of one of our recorder's series,
+//! whose buckets keep the latest exemplar recorded inside a sampled span
+//! (the same slots the OpenMetrics scrape renders). At export time each
+//! pushed point gets the exemplars of the series with the same attributes
+//! that were recorded since the last delivered push and no later than the
+//! point itself. The request path pays nothing for this.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue as ProtoKeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{Exemplar as ProtoExemplar, exemplar, metric};
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::metrics::Temporality;
@@ -22,13 +37,24 @@ pub(crate) struct RuntimeMetricExporter {
     protocol: Protocol,
     handle: Handle,
     timeout: Duration,
-    health: HealthSlot,
+    recorder: RecorderSlot,
+    /// Exemplars recorded at or before this time (ns since the epoch) went
+    /// out with a delivered push.
+    exemplars_sent_until: AtomicU64,
+}
+
+/// What the exporter needs from the metrics recorder.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    /// Where export outcomes are counted.
+    pub(crate) health: telemetry_init_metrics::PipelineHealth,
+    /// Where exemplars are read.
+    pub(crate) metrics: telemetry_init_metrics::MetricsHandle,
 }
 
 /// Set once the metrics recorder exists, which needs this exporter's meter
 /// provider first.
-pub(crate) type HealthSlot =
-    std::sync::Arc<std::sync::OnceLock<telemetry_init_metrics::PipelineHealth>>;
+pub(crate) type RecorderSlot = std::sync::Arc<std::sync::OnceLock<Recorder>>;
 
 impl RuntimeMetricExporter {
     pub(crate) fn new(
@@ -36,14 +62,15 @@ impl RuntimeMetricExporter {
         protocol: Protocol,
         handle: Handle,
         timeout: Duration,
-        health: HealthSlot,
+        recorder: RecorderSlot,
     ) -> Self {
         Self {
             client,
             protocol,
             handle,
             timeout,
-            health,
+            recorder,
+            exemplars_sent_until: AtomicU64::new(0),
         }
     }
 }
@@ -70,22 +97,103 @@ fn data_points(metrics: &ResourceMetrics) -> u64 {
         .sum::<usize>() as u64
 }
 
+/// Adds to each histogram point of `request` the exemplars of the matching
+/// series recorded after `after` and no later than the point's time;
+/// returns the newest histogram point time (what the next push starts
+/// after, once this one is delivered).
+fn attach_exemplars(
+    request: &mut ExportMetricsServiceRequest,
+    source: &telemetry_init_metrics::MetricsHandle,
+    after: u64,
+) -> u64 {
+    let mut newest = 0;
+    let histograms = request
+        .resource_metrics
+        .iter_mut()
+        .flat_map(|r| r.scope_metrics.iter_mut())
+        .flat_map(|s| s.metrics.iter_mut())
+        .filter_map(|m| match &mut m.data {
+            Some(metric::Data::Histogram(h)) => Some((m.name.as_str(), h)),
+            _ => None,
+        });
+    for (name, histogram) in histograms {
+        let mut by_series: HashMap<Vec<u8>, Vec<telemetry_init_metrics::Exemplar>> = HashMap::new();
+        source.for_each_exemplar(name, |attrs, e| {
+            if e.time_unix_nanos > after {
+                let attrs: Vec<ProtoKeyValue> = attrs.iter().map(ProtoKeyValue::from).collect();
+                by_series
+                    .entry(attributes_key(attrs.iter()))
+                    .or_default()
+                    .push(e);
+            }
+        });
+        for point in &mut histogram.data_points {
+            newest = newest.max(point.time_unix_nano);
+            let Some(found) = by_series.get(&attributes_key(point.attributes.iter())) else {
+                continue;
+            };
+            point.exemplars.extend(
+                found
+                    .iter()
+                    .filter(|e| e.time_unix_nanos <= point.time_unix_nano)
+                    .map(|e| ProtoExemplar {
+                        filtered_attributes: Vec::new(),
+                        time_unix_nano: e.time_unix_nanos,
+                        span_id: e.span_id.to_bytes().to_vec(),
+                        trace_id: e.trace_id.to_bytes().to_vec(),
+                        value: Some(exemplar::Value::AsDouble(e.value)),
+                    }),
+            );
+        }
+    }
+    newest
+}
+
+/// An attribute set as comparable bytes: its key-values sorted by key,
+/// each in its protobuf encoding (the SDK sorts a point's attributes; our
+/// series keep the order they were recorded in).
+fn attributes_key<'a>(attrs: impl Iterator<Item = &'a ProtoKeyValue>) -> Vec<u8> {
+    use prost::Message as _;
+    let mut sorted: Vec<&ProtoKeyValue> = attrs.collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut key = Vec::new();
+    for kv in sorted {
+        // Encoding into a Vec cannot fail.
+        let _ = kv.encode_length_delimited(&mut key);
+    }
+    key
+}
+
 impl PushMetricExporter for RuntimeMetricExporter {
     fn export(
         &self,
         metrics: &ResourceMetrics,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let started = std::time::Instant::now();
-        let body = encode_metrics(self.protocol, metrics);
+        let mut request = ExportMetricsServiceRequest::from(metrics);
+        let recorder = self.recorder.get();
+        let until = match recorder {
+            Some(r) => attach_exemplars(
+                &mut request,
+                &r.metrics,
+                self.exemplars_sent_until.load(Ordering::Relaxed),
+            ),
+            None => 0,
+        };
+        let body = encode_metrics(self.protocol, &request);
         let result = runtime::block_on(&self.handle, async {
             match tokio::time::timeout(self.timeout, self.client.export(body, self.timeout)).await {
                 Ok(r) => r,
                 Err(_) => Err(ExportError::timeout(self.timeout)),
             }
         });
-        if let Some(health) = self.health.get() {
+        if result.is_ok() {
+            self.exemplars_sent_until
+                .fetch_max(until, Ordering::Relaxed);
+        }
+        if let Some(r) = recorder {
             record_outcome(
-                health,
+                &r.health,
                 Signal::Metrics,
                 data_points(metrics),
                 started,

@@ -17,7 +17,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{LogBatch, SdkLogRecord};
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 use tokio::runtime::Handle;
@@ -108,9 +107,10 @@ pub(crate) fn encode_logs(
     serialize(protocol, &request)
 }
 
-/// Encodes one collection of metrics for `protocol`.
-pub(crate) fn encode_metrics(protocol: Protocol, metrics: &ResourceMetrics) -> Bytes {
-    serialize(protocol, &ExportMetricsServiceRequest::from(metrics))
+/// Encodes one collection of metrics (converted, exemplars added) for
+/// `protocol`.
+pub(crate) fn encode_metrics(protocol: Protocol, request: &ExportMetricsServiceRequest) -> Bytes {
+    serialize(protocol, request)
 }
 
 #[cfg(test)]
