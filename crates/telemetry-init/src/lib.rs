@@ -24,16 +24,18 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod build;
 pub mod config;
 mod error;
 mod guard;
 pub mod http;
-mod install;
 mod logs;
 mod metrics_export;
 mod pipeline;
 pub mod redact;
 mod resource;
+mod span_events;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -42,6 +44,7 @@ pub use error::Error;
 pub use guard::{ShutdownReport, SignalReport, TelemetryGuard};
 pub use http::{ClientLayer, ServerLayer};
 pub use logs::current_trace_ids;
+pub use telemetry::{ScopedTelemetry, Telemetry};
 
 pub use opentelemetry;
 pub use opentelemetry_otlp;

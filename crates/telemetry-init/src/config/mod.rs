@@ -204,6 +204,10 @@ pub struct Config {
     /// The redaction policy: the default keys, then the builder's
     /// additions and removals, then `TELEMETRY_REDACT_KEYS`.
     pub redaction: crate::redact::Redaction,
+    /// `TELEMETRY_SPAN_EVENTS_LEVEL`: events at or above this level inside
+    /// an exported span are also recorded as span events (`exception`
+    /// events when they carry an error value); `OFF` turns it off.
+    pub span_events_level: tracing::level_filters::LevelFilter,
 }
 
 impl Config {
@@ -313,6 +317,7 @@ pub struct Builder {
     pub(crate) slo_latency_thresholds: Vec<f64>,
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) redact_edits: Vec<(bool, String)>,
+    pub(crate) span_events_level: Option<tracing::level_filters::LevelFilter>,
 }
 
 impl fmt::Debug for Builder {
@@ -533,6 +538,38 @@ impl Builder {
         self
     }
 
+    /// Events at or above `level` inside an exported span are also recorded
+    /// on that span as span events, and an event carrying an error value
+    /// (`error!(error = &err as &dyn std::error::Error, "…")`) as an
+    /// `exception` event with `exception.type` and `exception.message`
+    /// (default `WARN`; `LevelFilter::OFF` turns it off;
+    /// `TELEMETRY_SPAN_EVENTS_LEVEL` wins). The events are still exported
+    /// once as log records.
+    ///
+    /// ```
+    /// use tracing::level_filters::LevelFilter;
+    ///
+    /// let config = telemetry_init::builder()
+    ///     .span_events_level(LevelFilter::ERROR)
+    ///     .env_lookup(|_| None)
+    ///     .resolve()?;
+    /// assert_eq!(config.span_events_level, LevelFilter::ERROR);
+    ///
+    /// let config = telemetry_init::builder()
+    ///     .span_events_level(LevelFilter::ERROR)
+    ///     .env_lookup(|k| (k == "TELEMETRY_SPAN_EVENTS_LEVEL").then(|| "off".into()))
+    ///     .resolve()?;
+    /// assert_eq!(config.span_events_level, LevelFilter::OFF);
+    /// # Ok::<(), telemetry_init::Error>(())
+    /// ```
+    pub fn span_events_level(
+        mut self,
+        level: impl Into<tracing::level_filters::LevelFilter>,
+    ) -> Self {
+        self.span_events_level = Some(level.into());
+        self
+    }
+
     /// Reads configuration variables through `lookup` instead of the process
     /// environment (every variable, the `OTEL_EXPORTER_OTLP_*` ones included).
     /// Meant for tests.
@@ -555,10 +592,38 @@ impl Builder {
         resolve(self, &Env::new(lookup))
     }
 
-    /// Installs telemetry with these settings; see [`crate::install`].
-    pub fn install(self) -> Result<crate::TelemetryGuard, Error> {
+    /// Builds everything these settings describe (exporters, providers,
+    /// the metrics recorder, the tracing layer) without installing any of it:
+    /// add [`Telemetry::layer`](crate::Telemetry::layer) to your own
+    /// subscriber, or use the [scoped mode](crate::telemetry#the-scoped-mode-tests)
+    /// in tests. See [`crate::telemetry`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an invalid setting (as
+    /// [`resolve`](Self::resolve)), or when a thread or listener cannot be
+    /// started.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), telemetry_init::Error> {
+    /// let telemetry = telemetry_init::builder()
+    ///     .service_name("checkout")
+    ///     .env_lookup(|_| None)
+    ///     .build()?;
+    /// // Nothing is global yet.
+    /// assert!(telemetry_init::handle().is_none());
+    /// assert_eq!(telemetry.handle().config().service_name, "checkout");
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<crate::Telemetry, Error> {
         let config = self.resolve()?;
-        crate::install::install_config(config)
+        crate::build::build(config)
+    }
+
+    /// Builds and installs telemetry with these settings, as
+    /// `self.build()?.install()`; see [`crate::install`].
+    pub fn install(self) -> Result<crate::TelemetryGuard, Error> {
+        self.build()?.install()
     }
 }
 
@@ -770,7 +835,15 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         })?;
     }
 
+    let span_events_level = match env.get(SPAN_EVENTS_LEVEL) {
+        Some(v) => parse_level(&v)?,
+        None => b
+            .span_events_level
+            .unwrap_or(tracing::level_filters::LevelFilter::WARN),
+    };
+
     Ok(Config {
+        span_events_level,
         trust_incoming_context,
         sdk_disabled,
         service_name,
@@ -796,6 +869,29 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         slo_latency_thresholds: b.slo_latency_thresholds.clone(),
         duration_buckets: b.duration_buckets.clone(),
         redaction,
+    })
+}
+
+/// The variable of [`Builder::span_events_level`].
+const SPAN_EVENTS_LEVEL: &str = "TELEMETRY_SPAN_EVENTS_LEVEL";
+
+fn parse_level(value: &str) -> Result<tracing::level_filters::LevelFilter, Error> {
+    use tracing::level_filters::LevelFilter;
+    Ok(match value.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" => LevelFilter::OFF,
+        "error" => LevelFilter::ERROR,
+        "warn" => LevelFilter::WARN,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => {
+            return Err(Error::invalid_env(
+                SPAN_EVENTS_LEVEL,
+                value,
+                "unknown level",
+                "off, error, warn, info, debug, trace",
+            ));
+        }
     })
 }
 

@@ -4,11 +4,19 @@
 //! extension; reading them takes a lock and a context clone. We read them
 //! once per span, the first time a line is logged in it, and cache the hex
 //! strings in our own extension, so every further line costs a lookup.
+//!
+//! Reading them needs the dispatcher the span lives in. Inside a layer's
+//! callback `tracing::dispatcher::get_default` cannot be used for that: when
+//! a thread-local default is set (`set_default`, the scoped mode) a nested
+//! call sees no dispatcher at all. So the layers remember the dispatcher
+//! they were registered with ([`DispatchSlot`]), as a weak reference (the
+//! dispatcher owns the layers).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::trace::TraceContextExt;
 use tracing::Subscriber;
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing_subscriber::Layer;
@@ -27,9 +35,23 @@ pub(crate) struct TraceIds {
 #[derive(Clone, Debug)]
 pub(crate) struct RequestId(pub(crate) Arc<str>);
 
-/// Captures `request_id` fields of new spans.
+/// The dispatcher a layer stack was registered with, shared by its layers.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DispatchSlot(Arc<OnceLock<WeakDispatch>>);
+
+impl DispatchSlot {
+    /// The dispatcher, while it exists.
+    pub(crate) fn get(&self) -> Option<tracing::Dispatch> {
+        self.0.get().and_then(WeakDispatch::upgrade)
+    }
+}
+
+/// Captures `request_id` fields of new spans, and the dispatcher for the
+/// other layers of the stack.
 #[derive(Debug, Default)]
-pub(crate) struct CorrelationLayer;
+pub(crate) struct CorrelationLayer {
+    pub(crate) dispatch: DispatchSlot,
+}
 
 struct RequestIdVisitor(Option<Arc<str>>);
 
@@ -52,6 +74,12 @@ impl<S> Layer<S> for CorrelationLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        // One layer stack, one dispatcher: a second registration (not
+        // possible through this crate's API) keeps the first.
+        let _ = self.dispatch.0.set(dispatch.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if attrs.metadata().fields().field("request_id").is_none() {
             return;
@@ -80,19 +108,23 @@ where
 }
 
 /// The ids of `span` (or its closest ancestor known to OpenTelemetry).
-pub(crate) fn ids_of<S>(span: &SpanRef<'_, S>) -> Option<TraceIds>
+pub(crate) fn ids_of<S>(span: &SpanRef<'_, S>, dispatch: &DispatchSlot) -> Option<TraceIds>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    let mut dispatch_now = None;
     for s in span.scope() {
         if let Some(ids) = s.extensions().get::<TraceIds>() {
             return Some(ids.clone());
         }
-        let found = tracing::dispatcher::get_default(|d| {
-            tracing_opentelemetry::get_otel_context(&s.id(), d)
-        })
-        .map(|cx| cx.span().span_context().clone())
-        .filter(|sc| sc.is_valid());
+        // Upgraded once per line at most, and only when no ids are cached.
+        let d = match &dispatch_now {
+            Some(d) => d,
+            None => dispatch_now.insert(dispatch.get()?),
+        };
+        let found = tracing_opentelemetry::get_otel_context(&s.id(), d)
+            .map(|cx| cx.span().span_context().clone())
+            .filter(|sc| sc.is_valid());
         if let Some(sc) = found {
             let ids = TraceIds {
                 trace_id: hex32(sc.trace_id().to_bytes()),

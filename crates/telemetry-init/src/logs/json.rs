@@ -14,21 +14,28 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::correlation::{ids_of, request_id_of};
+use super::correlation::{DispatchSlot, ids_of, request_id_of};
+use crate::redact::Redaction;
 
 /// `{"timestamp","level","target","message",…fields,"service","trace_id","span_id","request_id"}`.
 #[derive(Debug, Clone)]
 pub(crate) struct JsonFormat {
     /// The service name, already JSON-escaped and quoted.
     service: Arc<str>,
+    /// The policy of the telemetry this format belongs to.
+    policy: Arc<Redaction>,
+    /// The dispatcher this format's subscriber became (trace ids lookup).
+    dispatch: DispatchSlot,
 }
 
 impl JsonFormat {
-    pub(crate) fn new(service: &str) -> Self {
+    pub(crate) fn new(service: &str, policy: Arc<Redaction>, dispatch: DispatchSlot) -> Self {
         let mut quoted = String::new();
         let _ = write_json_str(&mut quoted, service);
         Self {
             service: quoted.into(),
+            policy,
+            dispatch,
         }
     }
 }
@@ -55,7 +62,7 @@ where
         let mut fields = FieldWriter {
             w: &mut w,
             result: Ok(()),
-            policy: crate::redact::current(),
+            policy: &self.policy,
         };
         event.record(&mut fields);
         fields.result?;
@@ -68,7 +75,7 @@ where
             .and_then(|id| ctx.span(id))
             .or_else(|| ctx.lookup_current());
         if let Some(span) = span {
-            if let Some(ids) = ids_of(&span) {
+            if let Some(ids) = ids_of(&span, &self.dispatch) {
                 w.write_str(",\"trace_id\":\"")?;
                 w.write_str(std::str::from_utf8(&ids.trace_id).map_err(|_| fmt::Error)?)?;
                 w.write_str("\",\"span_id\":\"")?;
@@ -128,7 +135,7 @@ fn level_str(level: Level) -> &'static str {
 struct FieldWriter<'a, 'w> {
     w: &'a mut Writer<'w>,
     result: fmt::Result,
-    policy: &'static crate::redact::Redaction,
+    policy: &'a Redaction,
 }
 
 impl FieldWriter<'_, '_> {
@@ -331,7 +338,11 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .fmt_fields(NoSpanFields)
-                .event_format(JsonFormat::new("svc"))
+                .event_format(JsonFormat::new(
+                    "svc",
+                    Arc::new(Redaction::new()),
+                    DispatchSlot::default(),
+                ))
                 .with_writer(move || buf.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {

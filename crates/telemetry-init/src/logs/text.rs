@@ -10,15 +10,21 @@ use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 use super::json::with_formatted;
-use crate::redact::{self, REDACTED};
+use std::sync::Arc;
 
-fn field(w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+use crate::redact::{REDACTED, Redaction};
+
+fn field(
+    policy: &Redaction,
+    w: &mut Writer<'_>,
+    field: &Field,
+    value: &dyn fmt::Debug,
+) -> fmt::Result {
     let name = field.name();
     if name != "message" {
         w.write_str(name.strip_prefix("r#").unwrap_or(name))?;
         w.write_char('=')?;
     }
-    let policy = redact::current();
     if policy.is_secret_name(name) {
         return w.write_str(REDACTED);
     }
@@ -27,9 +33,12 @@ fn field(w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Resu
     })
 }
 
-/// The field formatter of the text format.
-pub(crate) fn text_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
-    debug_fn(field).delimited(" ")
+/// The field formatter of the text format, redacting with `policy`.
+pub(crate) fn text_fields(
+    policy: Arc<Redaction>,
+) -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    debug_fn(move |w: &mut Writer<'_>, f: &Field, v: &dyn fmt::Debug| field(&policy, w, f, v))
+        .delimited(" ")
 }
 
 #[cfg(test)]
@@ -58,7 +67,9 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
-                .fmt_fields(super::text_fields())
+                .fmt_fields(super::text_fields(
+                    Arc::new(crate::redact::Redaction::new()),
+                ))
                 .with_writer(move || buf.clone()),
         );
         tracing::subscriber::with_default(subscriber, || {

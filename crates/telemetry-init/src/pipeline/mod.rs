@@ -25,6 +25,7 @@ use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::config::{BatchSettings, ExporterSetting, LogLimits, Signal};
+use crate::redact::Redaction;
 use batch::{BatchQueue, Delivered, Export, ExportFn, SignalStats};
 use telemetry_init_metrics::PipelineHealth;
 
@@ -66,11 +67,12 @@ pub(crate) fn span_export(
     resource: &Resource,
     handle: Option<&Handle>,
     max_request_bytes: usize,
+    policy: Arc<Redaction>,
 ) -> Result<Option<ExportFn<SpanData>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
-        ExporterSetting::Console => Some(Box::new(|mut batch: Vec<SpanData>, _| {
-            scrub_spans(&mut batch);
+        ExporterSetting::Console => Some(Box::new(move |mut batch: Vec<SpanData>, _| {
+            scrub_spans(&policy, &mut batch);
             for span in &batch {
                 eprintln!("{}", console_span(span));
             }
@@ -85,7 +87,7 @@ pub(crate) fn span_export(
             Some(Box::new(
                 move |mut batch: Vec<SpanData>, timeout: Duration| {
                     // Redacted on the batch thread, before encoding.
-                    scrub_spans(&mut batch);
+                    scrub_spans(&policy, &mut batch);
                     // Encoded here, on the batch thread, in requests that fit;
                     // the runtime only sends (and re-encodes halves only if the
                     // collector still refuses one as too large).
@@ -138,11 +140,12 @@ pub(crate) fn log_export(
     resource: &Resource,
     handle: Option<&Handle>,
     max_request_bytes: usize,
+    policy: Arc<Redaction>,
 ) -> Result<Option<ExportFn<LogItem>>, Error> {
     Ok(match setting {
         ExporterSetting::Off(_) => None,
-        ExporterSetting::Console => Some(Box::new(|mut batch: Vec<LogItem>, _| {
-            scrub_logs(&mut batch);
+        ExporterSetting::Console => Some(Box::new(move |mut batch: Vec<LogItem>, _| {
+            scrub_logs(&policy, &mut batch);
             for (record, _) in &batch {
                 eprintln!("{}", console_log(record));
             }
@@ -156,7 +159,7 @@ pub(crate) fn log_export(
             let resource = Arc::new(resource);
             Some(Box::new(
                 move |mut batch: Vec<LogItem>, timeout: Duration| {
-                    scrub_logs(&mut batch);
+                    scrub_logs(&policy, &mut batch);
                     let mut fitted = fit::Fitted::default();
                     fit::encode_to_fit(
                         &batch,
@@ -195,15 +198,13 @@ pub(crate) fn log_export(
 }
 
 /// The redaction policy applied on the batch thread, off the request path.
-fn scrub_spans(batch: &mut [SpanData]) {
-    let policy = crate::redact::current();
+fn scrub_spans(policy: &Redaction, batch: &mut [SpanData]) {
     for span in batch {
         scrub::scrub_span(policy, span);
     }
 }
 
-fn scrub_logs(batch: &mut [LogItem]) {
-    let policy = crate::redact::current();
+fn scrub_logs(policy: &Redaction, batch: &mut [LogItem]) {
     for (record, _) in batch {
         scrub::scrub_log(policy, record);
     }
