@@ -15,7 +15,10 @@
 //! up to a byte budget (oldest evicted first). Exporters always get their
 //! answer at once: storage never applies back-pressure. Tests wait for data
 //! with [`ReceiverHandle::wait_for_spans`] and friends, inject faults with
-//! [`ReceiverHandle::set_behavior`], and check properties with the
+//! [`ReceiverHandle::set_behavior`] or, request by request and per signal,
+//! with [`ReceiverHandle::script`] ([`Answer`]: OTLP `partial_success`,
+//! retryable, throttling, too-large and permanent failures, the same on
+//! gRPC, HTTP/protobuf and HTTP/JSON), and check properties with the
 //! [`assert`](mod@assert) module. [`ReceiverHandle::snapshot_json`] renders traces as
 //! trees with their logs, for a debug endpoint.
 //!
@@ -70,6 +73,8 @@ pub use model::{
     ReceivedSpan, Signal, SpanEvent, SpanKind, SpanLink, StatusCode, Temporality, Transport,
 };
 pub use receiver::{OtlpReceiver, ReceiverBuilder, ReceiverError, ReceiverHandle, WaitError};
-pub use store::{Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, RequestCount};
+pub use store::{
+    Answer, Behavior, DEFAULT_MEMORY_BUDGET_BYTES, Failure, ReceiverStats, RequestCount,
+};
 pub use tls::{PkiFiles, PkiOptions, ReceiverTls, TestPki, TlsError};
 pub use value::Value;

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::model::{ReceivedLog, ReceivedMetric, ReceivedSpan, Signal, Transport};
 use crate::server::{serve_grpc, serve_http};
-use crate::store::{Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, Shared, State};
+use crate::store::{Answer, Behavior, DEFAULT_MEMORY_BUDGET_BYTES, ReceiverStats, Shared, State};
 use crate::tls::{ReceiverTls, RequiredHeaders};
 use tokio_rustls::TlsAcceptor;
 
@@ -460,6 +460,30 @@ impl ReceiverHandle {
     /// [`Behavior::Hang`] are released and handled under the new behavior.
     pub fn set_behavior(&self, behavior: Behavior) {
         self.shared.behavior.send_replace(behavior);
+    }
+
+    /// Queues answers for the next export requests of `signal` (on any
+    /// transport), one each, in order; once they are used up the
+    /// [`Behavior`] applies again. Lets a test make a collector fail and
+    /// recover, or answer `partial_success`, request by request, the same
+    /// way on gRPC, HTTP/protobuf and HTTP/JSON.
+    ///
+    /// ```
+    /// use telemetry_init_testing::{Answer, Failure, OtlpReceiver, Signal};
+    ///
+    /// let receiver = OtlpReceiver::start_blocking().unwrap();
+    /// receiver.script(Signal::Traces, [Answer::Fail(Failure::Unavailable)]);
+    /// receiver.script(Signal::Logs, [Answer::partial_success(1, "too old")]);
+    /// assert_eq!(receiver.scripted_answers_left(Signal::Traces), 1);
+    /// assert_eq!(receiver.scripted_answers_left(Signal::Metrics), 0);
+    /// ```
+    pub fn script(&self, signal: Signal, answers: impl IntoIterator<Item = Answer>) {
+        self.shared.script(signal, answers);
+    }
+
+    /// Scripted answers of `signal` not used yet (see [`script`](Self::script)).
+    pub fn scripted_answers_left(&self, signal: Signal) -> usize {
+        self.shared.scripted_left(signal)
     }
 
     /// The current behavior.

@@ -12,19 +12,19 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,12 +33,13 @@ use tonic::codec::CompressionEncoding;
 
 use crate::codec::{Decoded, MAX_MESSAGE_BYTES, decode_http};
 use crate::model::{Signal, Transport, logs_from, metrics_from, spans_from};
-use crate::store::{Behavior, Shared};
+use crate::store::{Answer, Behavior, Failure, Shared};
 use crate::tls::{AuthLayer, RequiredHeaders};
 use tokio_rustls::TlsAcceptor;
 
 pub(crate) enum Admission {
     Accept,
+    Scripted(Answer),
     Unavailable,
     ShuttingDown,
 }
@@ -53,6 +54,9 @@ pub(crate) async fn admit(
     user_agent: Option<&str>,
 ) -> Admission {
     shared.count_request(transport, signal, gzip, user_agent);
+    if let Some(answer) = shared.next_scripted(signal) {
+        return Admission::Scripted(answer);
+    }
     let mut behavior_rx = shared.behavior.subscribe();
     let mut shutdown_rx = shared.shutdown.subscribe();
     let mut counted = false;
@@ -84,6 +88,104 @@ trait Kind: Send + 'static {
     type Resp: prost::Message + Default + Serialize;
     const SIGNAL: Signal;
     fn store(shared: &Shared, req: &Self::Req, transport: Transport);
+    /// The success answer with a `partial_success`.
+    fn partial(rejected: i64, message: String) -> Self::Resp;
+}
+
+/// The answer to a request that was admitted: stored or not, and what
+/// `partial_success` or failure to send.
+enum Outcome<R> {
+    Ok(R),
+    Fail(Failure),
+}
+
+fn outcome<K: Kind>(
+    shared: &Shared,
+    req: &K::Req,
+    transport: Transport,
+    answer: Answer,
+) -> Outcome<K::Resp> {
+    match answer {
+        Answer::Accept => {
+            K::store(shared, req, transport);
+            Outcome::Ok(K::Resp::default())
+        }
+        Answer::PartialSuccess { rejected, message } => {
+            K::store(shared, req, transport);
+            Outcome::Ok(K::partial(rejected, message))
+        }
+        Answer::Fail(f) => Outcome::Fail(f),
+    }
+}
+
+/// `google.rpc.Status`, `google.protobuf.Any`, `google.rpc.RetryInfo` and
+/// `google.protobuf.Duration`: the gRPC status details a throttling
+/// collector sends.
+mod rpc {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Status {
+        #[prost(int32, tag = "1")]
+        pub(super) code: i32,
+        #[prost(string, tag = "2")]
+        pub(super) message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub(super) details: Vec<Any>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Any {
+        #[prost(string, tag = "1")]
+        pub(super) type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub(super) value: Vec<u8>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub(super) retry_delay: Option<Duration>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Duration {
+        #[prost(int64, tag = "1")]
+        pub(super) seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub(super) nanos: i32,
+    }
+}
+
+/// The gRPC status of a scripted failure (with `RetryInfo` when throttled).
+fn grpc_failure(f: Failure) -> tonic::Status {
+    use prost::Message as _;
+    if f == Failure::Throttled {
+        let retry = rpc::RetryInfo {
+            retry_delay: Some(rpc::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+        };
+        let details = rpc::Status {
+            code: f.grpc_code() as i32,
+            message: f.message().to_string(),
+            details: vec![rpc::Any {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".to_string(),
+                value: retry.encode_to_vec(),
+            }],
+        };
+        return tonic::Status::with_details(
+            f.grpc_code(),
+            f.message(),
+            details.encode_to_vec().into(),
+        );
+    }
+    tonic::Status::new(f.grpc_code(), f.message())
+}
+
+/// The HTTP answer of a scripted failure (with `Retry-After` when throttled).
+fn http_failure(f: Failure) -> Response {
+    let status = StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    if f == Failure::Throttled {
+        return (status, [(header::RETRY_AFTER, "1")], f.message()).into_response();
+    }
+    (status, f.message()).into_response()
 }
 
 struct Traces;
@@ -97,6 +199,14 @@ impl Kind for Traces {
     fn store(shared: &Shared, req: &Self::Req, transport: Transport) {
         shared.store_spans(spans_from(req, transport));
     }
+    fn partial(rejected: i64, message: String) -> Self::Resp {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: rejected,
+                error_message: message,
+            }),
+        }
+    }
 }
 
 impl Kind for Logs {
@@ -106,6 +216,14 @@ impl Kind for Logs {
     fn store(shared: &Shared, req: &Self::Req, transport: Transport) {
         shared.store_logs(logs_from(req, transport));
     }
+    fn partial(rejected: i64, message: String) -> Self::Resp {
+        ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: rejected,
+                error_message: message,
+            }),
+        }
+    }
 }
 
 impl Kind for Metrics {
@@ -114,6 +232,14 @@ impl Kind for Metrics {
     const SIGNAL: Signal = Signal::Metrics;
     fn store(shared: &Shared, req: &Self::Req, transport: Transport) {
         shared.store_metrics(metrics_from(req, transport));
+    }
+    fn partial(rejected: i64, message: String) -> Self::Resp {
+        ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: rejected,
+                error_message: message,
+            }),
+        }
     }
 }
 
@@ -145,6 +271,12 @@ async fn grpc_export<K: Kind>(
         Admission::Accept => {
             K::store(shared, req.get_ref(), Transport::Grpc);
             Ok(tonic::Response::new(K::Resp::default()))
+        }
+        Admission::Scripted(answer) => {
+            match outcome::<K>(shared, req.get_ref(), Transport::Grpc, answer) {
+                Outcome::Ok(resp) => Ok(tonic::Response::new(resp)),
+                Outcome::Fail(f) => Err(grpc_failure(f)),
+            }
         }
         Admission::Unavailable => Err(tonic::Status::unavailable(
             "telemetry-init-testing receiver: behavior is Unavailable",
@@ -278,6 +410,15 @@ async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Byt
             )
                 .into_response()
         }
+        Admission::Scripted(answer) => match outcome::<K>(&shared, &req, transport, answer) {
+            Outcome::Ok(resp) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, encoding.content_type())],
+                encoding.encode(&resp),
+            )
+                .into_response(),
+            Outcome::Fail(f) => http_failure(f),
+        },
         Admission::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "telemetry-init-testing receiver: behavior is Unavailable",

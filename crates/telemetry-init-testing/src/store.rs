@@ -39,6 +39,109 @@ impl Behavior {
     }
 }
 
+/// One scripted answer to an export request of one signal; see
+/// [`ReceiverHandle::script`](crate::ReceiverHandle::script). Scripted
+/// answers are used up one per request, before the [`Behavior`] applies.
+///
+/// ```
+/// use telemetry_init_testing::{Answer, Failure};
+///
+/// // A collector that is down twice, then rejects two items of the next request.
+/// let script = [
+///     Answer::Fail(Failure::Unavailable),
+///     Answer::Fail(Failure::Unavailable),
+///     Answer::partial_success(2, "timestamps too old"),
+/// ];
+/// # let _ = script;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Answer {
+    /// Store the telemetry and answer success, as [`Behavior::Accept`].
+    Accept,
+    /// Store the telemetry and answer success with an OTLP
+    /// `partial_success`: `rejected` spans, log records or data points
+    /// (`rejected_spans` / `rejected_log_records` / `rejected_data_points`)
+    /// and the collector's `error_message`.
+    PartialSuccess {
+        /// The rejected count.
+        rejected: i64,
+        /// The message.
+        message: String,
+    },
+    /// Store nothing and answer this failure.
+    Fail(Failure),
+}
+
+impl Answer {
+    /// [`Answer::PartialSuccess`].
+    pub fn partial_success(rejected: i64, message: impl Into<String>) -> Self {
+        Answer::PartialSuccess {
+            rejected,
+            message: message.into(),
+        }
+    }
+}
+
+/// A failure answer, the same on every transport: each is a gRPC status
+/// and the HTTP status the OTLP specification pairs with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Failure {
+    /// gRPC `UNAVAILABLE` / HTTP `503 Service Unavailable`: retryable.
+    Unavailable,
+    /// gRPC `INVALID_ARGUMENT` / HTTP `400 Bad Request`: permanent.
+    InvalidArgument,
+    /// gRPC `RESOURCE_EXHAUSTED` without `RetryInfo` / HTTP `413 Payload Too
+    /// Large`: the request is over the collector's size limit (what the
+    /// Collector answers then); a client should split it.
+    TooLarge,
+    /// gRPC `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` of one
+    /// second / HTTP `429 Too Many Requests` with `Retry-After: 1`:
+    /// throttled, retryable after the delay.
+    Throttled,
+    /// gRPC `UNAUTHENTICATED` / HTTP `401 Unauthorized`: permanent.
+    Unauthenticated,
+}
+
+impl Failure {
+    /// The gRPC status code.
+    pub fn grpc_code(self) -> tonic::Code {
+        match self {
+            Failure::Unavailable => tonic::Code::Unavailable,
+            Failure::InvalidArgument => tonic::Code::InvalidArgument,
+            Failure::TooLarge | Failure::Throttled => tonic::Code::ResourceExhausted,
+            Failure::Unauthenticated => tonic::Code::Unauthenticated,
+        }
+    }
+
+    /// The HTTP status code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Failure::Unavailable => 503,
+            Failure::InvalidArgument => 400,
+            Failure::TooLarge => 413,
+            Failure::Throttled => 429,
+            Failure::Unauthenticated => 401,
+        }
+    }
+
+    /// The message sent with the failure.
+    pub fn message(self) -> &'static str {
+        match self {
+            Failure::Unavailable => "telemetry-init-testing receiver: scripted unavailable",
+            Failure::InvalidArgument => {
+                "telemetry-init-testing receiver: scripted invalid argument"
+            }
+            Failure::TooLarge => "telemetry-init-testing receiver: scripted request too large",
+            Failure::Throttled => "telemetry-init-testing receiver: scripted throttling",
+            Failure::Unauthenticated => "telemetry-init-testing receiver: scripted unauthenticated",
+        }
+    }
+}
+
 fn t_index(t: Transport) -> usize {
     match t {
         Transport::Grpc => 0,
@@ -67,6 +170,8 @@ pub struct ReceiverStats {
     pub unavailable_requests: u64,
     /// Requests that arrived under [`Behavior::Hang`].
     pub hung_requests: u64,
+    /// Requests answered from a script ([`Answer`]), whatever the behavior.
+    pub scripted_requests: u64,
     /// HTTP requests rejected as malformed (bad body, encoding or content type).
     pub rejected_requests: u64,
     /// Export requests that arrived gzip-compressed (gRPC `grpc-encoding: gzip`
@@ -120,6 +225,8 @@ pub(crate) struct State {
     rejected: u64,
     gzip: u64,
     last_user_agent: [Option<String>; 3],
+    scripts: [VecDeque<Answer>; 3],
+    scripted: u64,
 }
 
 impl State {
@@ -181,6 +288,8 @@ impl Shared {
                 rejected: 0,
                 gzip: 0,
                 last_user_agent: Default::default(),
+                scripts: Default::default(),
+                scripted: 0,
             }),
             generation: watch::Sender::new(0),
             behavior: watch::Sender::new(Behavior::Accept),
@@ -227,6 +336,33 @@ impl Shared {
     pub(crate) fn count_behavior(&self, behavior: Behavior) {
         self.lock().by_behavior[behavior.index()] += 1;
         self.bump();
+    }
+
+    /// Appends scripted answers for `signal`.
+    pub(crate) fn script(&self, signal: Signal, answers: impl IntoIterator<Item = Answer>) {
+        self.lock().scripts[s_index(signal)].extend(answers);
+        self.bump();
+    }
+
+    /// Scripted answers of `signal` not used yet.
+    pub(crate) fn scripted_left(&self, signal: Signal) -> usize {
+        self.lock().scripts[s_index(signal)].len()
+    }
+
+    /// Takes the next scripted answer of `signal`, counting it.
+    pub(crate) fn next_scripted(&self, signal: Signal) -> Option<Answer> {
+        let answer = {
+            let mut st = self.lock();
+            let answer = st.scripts[s_index(signal)].pop_front();
+            if answer.is_some() {
+                st.scripted += 1;
+            }
+            answer
+        };
+        if answer.is_some() {
+            self.bump();
+        }
+        answer
     }
 
     pub(crate) fn count_rejected(&self) {
@@ -316,6 +452,7 @@ impl Shared {
             accepted_requests: st.by_behavior[0],
             unavailable_requests: st.by_behavior[1],
             hung_requests: st.by_behavior[2],
+            scripted_requests: st.scripted,
             rejected_requests: st.rejected,
             gzip_requests: st.gzip,
             stored_spans: st.spans.len(),

@@ -39,6 +39,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
                 s.protocol,
                 h.clone(),
                 s.timeout,
+                config.size_limits.max_request_bytes,
                 Arc::clone(&metric_recorder),
             );
             let reader = PeriodicReader::builder(exporter)

@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue as ProtoKeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Exemplar as ProtoExemplar, exemplar, metric};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Exemplar as ProtoExemplar, ExponentialHistogram, Gauge, Histogram, Metric,
+    ResourceMetrics as ProtoResourceMetrics, ScopeMetrics, Sum, Summary, exemplar, metric,
+};
 
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::metrics::Temporality;
@@ -26,7 +29,7 @@ use tokio::runtime::Handle;
 use crate::config::{Protocol, Signal};
 use crate::pipeline::batch::{ExportError, record_outcome};
 use crate::pipeline::exporters::{OtlpClient, encode_metrics};
-use crate::pipeline::runtime;
+use crate::pipeline::{fit, runtime};
 
 /// Sends metrics with the same OTLP client, retry policy and failure
 /// accounting as spans and logs, driven from the `PeriodicReader`'s plain
@@ -37,6 +40,7 @@ pub(crate) struct RuntimeMetricExporter {
     protocol: Protocol,
     handle: Handle,
     timeout: Duration,
+    max_request_bytes: usize,
     recorder: RecorderSlot,
     /// Exemplars recorded at or before this time (ns since the epoch) went
     /// out with a delivered push.
@@ -62,6 +66,7 @@ impl RuntimeMetricExporter {
         protocol: Protocol,
         handle: Handle,
         timeout: Duration,
+        max_request_bytes: usize,
         recorder: RecorderSlot,
     ) -> Self {
         Self {
@@ -69,32 +74,11 @@ impl RuntimeMetricExporter {
             protocol,
             handle,
             timeout,
+            max_request_bytes,
             recorder,
             exemplars_sent_until: AtomicU64::new(0),
         }
     }
-}
-
-/// The number of data points in one export.
-fn data_points(metrics: &ResourceMetrics) -> u64 {
-    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-    fn count<T>(d: &MetricData<T>) -> usize {
-        match d {
-            MetricData::Gauge(g) => g.data_points().count(),
-            MetricData::Sum(s) => s.data_points().count(),
-            MetricData::Histogram(h) => h.data_points().count(),
-            MetricData::ExponentialHistogram(h) => h.data_points().count(),
-        }
-    }
-    metrics
-        .scope_metrics()
-        .flat_map(|s| s.metrics())
-        .map(|m| match m.data() {
-            AggregatedMetrics::F64(d) => count(d),
-            AggregatedMetrics::U64(d) => count(d),
-            AggregatedMetrics::I64(d) => count(d),
-        })
-        .sum::<usize>() as u64
 }
 
 /// Adds to each histogram point of `request` the exemplars of the matching
@@ -164,6 +148,144 @@ fn attributes_key<'a>(attrs: impl Iterator<Item = &'a ProtoKeyValue>) -> Vec<u8>
     key
 }
 
+/// One data point of a request: resource, scope, metric and point index.
+#[derive(Debug, Clone, Copy)]
+struct PointRef {
+    resource: usize,
+    scope: usize,
+    metric: usize,
+    point: usize,
+}
+
+fn point_count(data: Option<&metric::Data>) -> usize {
+    match data {
+        Some(metric::Data::Gauge(d)) => d.data_points.len(),
+        Some(metric::Data::Sum(d)) => d.data_points.len(),
+        Some(metric::Data::Histogram(d)) => d.data_points.len(),
+        Some(metric::Data::ExponentialHistogram(d)) => d.data_points.len(),
+        Some(metric::Data::Summary(d)) => d.data_points.len(),
+        None => 0,
+    }
+}
+
+/// Every data point of `request`, in order: the items a request is cut by.
+fn point_refs(request: &ExportMetricsServiceRequest) -> Vec<PointRef> {
+    let mut out = Vec::new();
+    for (resource, rm) in request.resource_metrics.iter().enumerate() {
+        for (scope, sm) in rm.scope_metrics.iter().enumerate() {
+            for (metric, m) in sm.metrics.iter().enumerate() {
+                out.extend((0..point_count(m.data.as_ref())).map(|point| PointRef {
+                    resource,
+                    scope,
+                    metric,
+                    point,
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// `m` with no data points (same kind, temporality and monotonicity).
+fn empty_like(m: &Metric) -> Metric {
+    let data = m.data.as_ref().map(|d| match d {
+        metric::Data::Gauge(_) => metric::Data::Gauge(Gauge {
+            data_points: Vec::new(),
+        }),
+        metric::Data::Sum(d) => metric::Data::Sum(Sum {
+            data_points: Vec::new(),
+            aggregation_temporality: d.aggregation_temporality,
+            is_monotonic: d.is_monotonic,
+        }),
+        metric::Data::Histogram(d) => metric::Data::Histogram(Histogram {
+            data_points: Vec::new(),
+            aggregation_temporality: d.aggregation_temporality,
+        }),
+        metric::Data::ExponentialHistogram(d) => {
+            metric::Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: Vec::new(),
+                aggregation_temporality: d.aggregation_temporality,
+            })
+        }
+        metric::Data::Summary(_) => metric::Data::Summary(Summary {
+            data_points: Vec::new(),
+        }),
+    });
+    Metric {
+        name: m.name.clone(),
+        description: m.description.clone(),
+        unit: m.unit.clone(),
+        metadata: m.metadata.clone(),
+        data,
+    }
+}
+
+/// Copies point `i` of `from` into `to` (both of the same kind).
+fn push_point(to: &mut Metric, from: &Metric, i: usize) {
+    match (to.data.as_mut(), from.data.as_ref()) {
+        (Some(metric::Data::Gauge(t)), Some(metric::Data::Gauge(f))) => {
+            t.data_points.extend(f.data_points.get(i).cloned())
+        }
+        (Some(metric::Data::Sum(t)), Some(metric::Data::Sum(f))) => {
+            t.data_points.extend(f.data_points.get(i).cloned())
+        }
+        (Some(metric::Data::Histogram(t)), Some(metric::Data::Histogram(f))) => {
+            t.data_points.extend(f.data_points.get(i).cloned())
+        }
+        (
+            Some(metric::Data::ExponentialHistogram(t)),
+            Some(metric::Data::ExponentialHistogram(f)),
+        ) => t.data_points.extend(f.data_points.get(i).cloned()),
+        (Some(metric::Data::Summary(t)), Some(metric::Data::Summary(f))) => {
+            t.data_points.extend(f.data_points.get(i).cloned())
+        }
+        _ => {}
+    }
+}
+
+/// The request holding only the points of `run` (a consecutive run of
+/// [`point_refs`]), under their own resource, scope and metric headers.
+fn subset(request: &ExportMetricsServiceRequest, run: &[PointRef]) -> ExportMetricsServiceRequest {
+    let mut out = ExportMetricsServiceRequest::default();
+    let mut last: Option<PointRef> = None;
+    for p in run {
+        let rm = &request.resource_metrics[p.resource];
+        let sm = &rm.scope_metrics[p.scope];
+        let m = &sm.metrics[p.metric];
+        let same_resource = last.is_some_and(|l| l.resource == p.resource);
+        let same_scope = same_resource && last.is_some_and(|l| l.scope == p.scope);
+        let same_metric = same_scope && last.is_some_and(|l| l.metric == p.metric);
+        if !same_resource {
+            out.resource_metrics.push(ProtoResourceMetrics {
+                resource: rm.resource.clone(),
+                scope_metrics: Vec::new(),
+                schema_url: rm.schema_url.clone(),
+            });
+        }
+        let Some(out_rm) = out.resource_metrics.last_mut() else {
+            continue;
+        };
+        if !same_scope {
+            out_rm.scope_metrics.push(ScopeMetrics {
+                scope: sm.scope.clone(),
+                metrics: Vec::new(),
+                schema_url: sm.schema_url.clone(),
+            });
+        }
+        let Some(out_sm) = out_rm.scope_metrics.last_mut() else {
+            continue;
+        };
+        if !same_metric {
+            out_sm.metrics.push(empty_like(m));
+        }
+        if let Some(out_m) = out_sm.metrics.last_mut() {
+            push_point(out_m, m, p.point);
+        }
+        last = Some(*p);
+    }
+    out
+}
+
 impl PushMetricExporter for RuntimeMetricExporter {
     fn export(
         &self,
@@ -180,9 +302,38 @@ impl PushMetricExporter for RuntimeMetricExporter {
             ),
             None => 0,
         };
-        let body = encode_metrics(self.protocol, &request);
+        // Cut into requests that fit the size limit, by data point, and
+        // cut again if the collector still refuses one as too large: the
+        // same fitting, retry and accounting as spans and logs.
+        let points = point_refs(&request);
+        let protocol = self.protocol;
+        let encode = |run: &[PointRef]| {
+            if run.len() == points.len() {
+                encode_metrics(protocol, &request)
+            } else {
+                encode_metrics(protocol, &subset(&request, run))
+            }
+        };
+        let mut fitted = fit::Fitted::default();
+        fit::encode_to_fit(
+            &points,
+            0..points.len(),
+            self.max_request_bytes,
+            &mut |run: &[PointRef]| encode(run),
+            &mut fitted,
+        );
+        let runs = fitted
+            .requests
+            .into_iter()
+            .map(|(r, b)| (r, Some(b)))
+            .collect();
         let result = runtime::block_on(&self.handle, async {
-            match tokio::time::timeout(self.timeout, self.client.export(body, self.timeout)).await {
+            let sent = fit::send_runs(runs, fitted.too_large as u64, |run, ready| {
+                let body = ready.unwrap_or_else(|| encode(&points[run]));
+                let budget = self.timeout.saturating_sub(started.elapsed());
+                self.client.export(body, budget)
+            });
+            match tokio::time::timeout(self.timeout, sent).await {
                 Ok(r) => r,
                 Err(_) => Err(ExportError::timeout(self.timeout)),
             }
@@ -195,7 +346,7 @@ impl PushMetricExporter for RuntimeMetricExporter {
             record_outcome(
                 &r.health,
                 Signal::Metrics,
-                data_points(metrics),
+                points.len() as u64,
                 started,
                 &result,
             );
@@ -222,5 +373,110 @@ impl PushMetricExporter for RuntimeMetricExporter {
         // What opentelemetry-otlp's exporter defaults to, and what
         // Prometheus-style backends (Mimir) store without conversion.
         Temporality::Cumulative
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, NumberDataPoint};
+
+    fn number(v: i64) -> NumberDataPoint {
+        NumberDataPoint {
+            value: Some(
+                opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(v),
+            ),
+            ..Default::default()
+        }
+    }
+
+    fn request() -> ExportMetricsServiceRequest {
+        let sum = Metric {
+            name: "jobs".into(),
+            unit: "{job}".into(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![number(1), number(2), number(3)],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let histogram = Metric {
+            name: "latency".into(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: vec![HistogramDataPoint {
+                    count: 4,
+                    ..Default::default()
+                }],
+                aggregation_temporality: 2,
+            })),
+            ..Default::default()
+        };
+        let scope = |metrics| ScopeMetrics {
+            metrics,
+            ..Default::default()
+        };
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![
+                ProtoResourceMetrics {
+                    scope_metrics: vec![scope(vec![sum, histogram.clone()])],
+                    ..Default::default()
+                },
+                ProtoResourceMetrics {
+                    scope_metrics: vec![scope(vec![histogram])],
+                    schema_url: "second".into(),
+                    ..Default::default()
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_request_cut_by_data_point_keeps_every_point_once_under_its_headers() {
+        let req = request();
+        let points = point_refs(&req);
+        assert_eq!(points.len(), 5);
+        // All points: the request itself.
+        assert_eq!(subset(&req, &points), req);
+        // Any cut: each point once, with its metric's kind and settings.
+        for cut in 1..points.len() {
+            let (left, right) = (subset(&req, &points[..cut]), subset(&req, &points[cut..]));
+            assert_eq!(point_refs(&left).len() + point_refs(&right).len(), 5);
+            for part in [&left, &right] {
+                for rm in &part.resource_metrics {
+                    for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                        match &m.data {
+                            Some(metric::Data::Sum(s)) => {
+                                assert!(s.is_monotonic && s.aggregation_temporality == 2);
+                                assert_eq!(m.name, "jobs");
+                            }
+                            Some(metric::Data::Histogram(h)) => {
+                                assert_eq!(h.data_points[0].count, 4);
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                        assert!(point_count(m.data.as_ref()) > 0, "no empty metric");
+                    }
+                }
+            }
+        }
+        // The last point alone: under the second resource.
+        let last = subset(&req, &points[4..]);
+        assert_eq!(last.resource_metrics.len(), 1);
+        assert_eq!(last.resource_metrics[0].schema_url, "second");
+    }
+
+    #[test]
+    fn attribute_sets_compare_in_any_order() {
+        let a = ProtoKeyValue::from(&opentelemetry::KeyValue::new("a", "1"));
+        let b = ProtoKeyValue::from(&opentelemetry::KeyValue::new("b", 2));
+        assert_eq!(
+            attributes_key([&a, &b].into_iter()),
+            attributes_key([&b, &a].into_iter())
+        );
+        assert_ne!(
+            attributes_key([&a].into_iter()),
+            attributes_key([&b].into_iter())
+        );
     }
 }

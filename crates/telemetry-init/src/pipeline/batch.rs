@@ -359,7 +359,10 @@ impl Accounting {
 /// The one failure accounting of every signal on every transport: records
 /// how an export of `n` items ended in the health metrics and returns
 /// `(exported, failed)`. Items a collector rejected in a `partial_success`
-/// are failed items with `error.type="rejected"`.
+/// are failed items with `error.type="rejected"`. Logs the outcome when it
+/// is not a plain success, once per `error.type` (failures) or per
+/// collector message (`partial_success`), so a failing collector costs one
+/// line per cause, not one per batch.
 pub(crate) fn record_outcome(
     health: &PipelineHealth,
     signal: Signal,
@@ -367,6 +370,7 @@ pub(crate) fn record_outcome(
     started: Instant,
     result: &ExportResult,
 ) -> (u64, u64) {
+    log_outcome(signal, n, result);
     let hs = health_signal(signal);
     let seconds = started.elapsed().as_secs_f64();
     match result {
@@ -383,6 +387,59 @@ pub(crate) fn record_outcome(
             health.failed(hs, n, e.error_type);
             health.export_duration(hs, seconds, Some(e.error_type));
             (0, n)
+        }
+    }
+}
+
+/// The log line of an export that did not simply succeed: one per cause.
+fn log_outcome(signal: Signal, n: u64, result: &ExportResult) {
+    use super::transport::log_once;
+    match result {
+        Ok(Delivered {
+            message: Some(message),
+            rejected,
+            reason: None,
+        }) => log_once(
+            signal,
+            "partial_success",
+            message,
+            format_args!(
+                "the collector rejected {} of {n} {signal} items in one export: {message}",
+                rejected.min(&n)
+            ),
+        ),
+        Ok(Delivered {
+            message: Some(message),
+            rejected,
+            reason: Some(reason),
+        }) => log_once(
+            signal,
+            reason,
+            reason,
+            format_args!(
+                "{} of {n} {signal} items not delivered ({reason}): {message}",
+                rejected.min(&n)
+            ),
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            // Transport messages already say "<signal> export failed…".
+            let prefix = format!("{signal} export");
+            if e.message.starts_with(&prefix) {
+                log_once(
+                    signal,
+                    e.error_type,
+                    e.error_type,
+                    format_args!("{}", e.message),
+                );
+            } else {
+                log_once(
+                    signal,
+                    e.error_type,
+                    e.error_type,
+                    format_args!("{prefix} failed: {}", e.message),
+                );
+            }
         }
     }
 }

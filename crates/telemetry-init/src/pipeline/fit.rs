@@ -67,10 +67,12 @@ pub(crate) fn halves(range: Range<usize>) -> (Range<usize>, Range<usize>) {
 }
 
 /// Whether a failed export says its request was too large: HTTP `413`,
-/// or gRPC `RESOURCE_EXHAUSTED` (what the Collector answers to a message
-/// over its `max_recv_msg_size_mib`).
+/// or gRPC `RESOURCE_EXHAUSTED` without `RetryInfo` (what the Collector
+/// answers to a message over its `max_recv_msg_size_mib`); the transport
+/// names both `too_large`. Throttling (HTTP `429`, `RESOURCE_EXHAUSTED`
+/// with `RetryInfo`) is retried there, never split.
 fn refused_as_too_large(e: &ExportError) -> bool {
-    e.error_type == ExportError::TOO_LARGE || e.error_type == "resource_exhausted"
+    e.error_type == ExportError::TOO_LARGE
 }
 
 /// Sends each run of items (a range of the batch, with its request already

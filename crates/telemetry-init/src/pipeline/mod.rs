@@ -3,7 +3,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod exporters;
-mod fit;
+pub(crate) mod fit;
 mod limits;
 pub(crate) mod runtime;
 mod scrub;

@@ -218,20 +218,9 @@ impl OtlpClient {
         let mut attempt = 0;
         loop {
             let failure = match self.send(body.clone()).await {
-                Ok(delivered) => {
-                    if let Some(message) = &delivered.message {
-                        log_once(
-                            self.signal,
-                            "partial_success",
-                            message,
-                            format_args!(
-                                "the collector rejected {} of the {} in one request: {message}",
-                                delivered.rejected, self.signal
-                            ),
-                        );
-                    }
-                    return Ok(delivered);
-                }
+                // Logged (once per message) with the final outcome, in
+                // `batch::record_outcome`.
+                Ok(delivered) => return Ok(delivered),
                 Err(f) => f,
             };
             let mut failure = failure;
@@ -247,14 +236,9 @@ impl OtlpClient {
             let remaining = budget.saturating_sub(started.elapsed());
             let wait = failure.retry_after.unwrap_or(delay + jitter());
             if attempt >= MAX_RETRIES || !failure.retryable || wait >= remaining {
-                let error = failure.error;
-                log_once(
-                    self.signal,
-                    error.error_type,
-                    error.error_type,
-                    format_args!("{} export failed: {}", self.signal, error.message),
-                );
-                return Err(error);
+                // Logged with the final outcome (a request refused as too
+                // large may still be delivered in halves).
+                return Err(failure.error);
             }
             attempt += 1;
             tokio::time::sleep(wait).await;
@@ -394,23 +378,32 @@ impl Failure {
             return Self::fatal(error_type, format!("{signal} export failed: {message}"));
         }
         let code = status.code();
-        // OTLP's retryable gRPC codes (RESOURCE_EXHAUSTED only with
-        // RetryInfo, which a plain status check cannot see).
-        let retryable = matches!(
-            code,
-            Code::Cancelled
-                | Code::DeadlineExceeded
-                | Code::Aborted
-                | Code::OutOfRange
-                | Code::Unavailable
-                | Code::DataLoss
-        );
+        // OTLP's retryable gRPC codes; RESOURCE_EXHAUSTED only with a
+        // `RetryInfo` (throttling, as HTTP 429). Without one it is what the
+        // Collector answers to a message over its size limit (HTTP 413's
+        // twin): split, not retried (see `fit.rs`).
+        let retry_info = (code == Code::ResourceExhausted)
+            .then(|| retry_delay(status.details()))
+            .flatten();
+        let retryable = retry_info.is_some()
+            || matches!(
+                code,
+                Code::Cancelled
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+                    | Code::OutOfRange
+                    | Code::Unavailable
+                    | Code::DataLoss
+            );
+        // The same names as `from_http`'s, for the answers OTLP pairs.
         let error_type = match code {
             Code::Unauthenticated => "unauthenticated",
             Code::PermissionDenied => "permission_denied",
             Code::Unavailable => "unavailable",
             Code::DeadlineExceeded => "timeout",
-            Code::ResourceExhausted => "resource_exhausted",
+            Code::InvalidArgument => "invalid_argument",
+            Code::ResourceExhausted if retry_info.is_some() => "resource_exhausted",
+            Code::ResourceExhausted => ExportError::TOO_LARGE,
             _ => "export_failed",
         };
         // The code and the transport cause; the collector's own message is
@@ -432,7 +425,7 @@ impl Failure {
                 message,
             },
             retryable,
-            retry_after: None,
+            retry_after: retry_info,
             // A transport error under the status: no server answered.
             unexplained: source.is_some(),
         }
@@ -447,6 +440,7 @@ impl Failure {
         // OTLP/HTTP's retryable answers.
         let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
         let error_type = match status.as_u16() {
+            400 => "invalid_argument",
             401 => "unauthenticated",
             // The request is over the collector's size limit: split, not
             // retried as is (see `fit.rs`).
@@ -472,6 +466,59 @@ impl Failure {
             unexplained: false,
         }
     }
+}
+
+/// The delay of a `google.rpc.RetryInfo` in a gRPC status' details (the
+/// encoded `google.rpc.Status`), bounded to [`MAX_RETRY_INFO_DELAY`].
+fn retry_delay(details: &[u8]) -> Option<Duration> {
+    let status = <RpcStatus as prost::Message>::decode(details).ok()?;
+    status
+        .details
+        .iter()
+        .find(|any| any.type_url.ends_with("/google.rpc.RetryInfo"))
+        .and_then(|any| <RetryInfo as prost::Message>::decode(any.value.as_slice()).ok())
+        .and_then(|info| info.retry_delay)
+        .map(|d| {
+            let secs = u64::try_from(d.seconds).unwrap_or(0);
+            let nanos = u32::try_from(d.nanos).unwrap_or(0).min(999_999_999);
+            Duration::new(secs.min(MAX_RETRY_INFO_DELAY.as_secs()), nanos).min(MAX_RETRY_INFO_DELAY)
+        })
+}
+
+/// Longest delay a collector's `RetryInfo` can impose (the export budget
+/// caps it further).
+const MAX_RETRY_INFO_DELAY: Duration = Duration::from_secs(60);
+
+/// `google.rpc.Status`, as gRPC sends it in `grpc-status-details-bin`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
 }
 
 /// The error and its sources, `: `-joined.
@@ -506,7 +553,7 @@ fn bounded(s: &str) -> String {
 /// Logs `line` the first time `(signal, kind, key)` is seen, so a collector
 /// that keeps failing or rejecting is reported once per distinct cause,
 /// not once per batch. The set is bounded; past it nothing more is logged.
-fn log_once(signal: Signal, kind: &str, key: &str, line: std::fmt::Arguments<'_>) {
+pub(crate) fn log_once(signal: Signal, kind: &str, key: &str, line: std::fmt::Arguments<'_>) {
     const MAX_KEYS: usize = 256;
     static SEEN: OnceLock<Mutex<HashSet<(Signal, String, String)>>> = OnceLock::new();
     let mut seen = SEEN
