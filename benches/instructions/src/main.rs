@@ -24,6 +24,9 @@
 //!   exporting over OTLP/gRPC to the in-process `OtlpReceiver` of
 //!   telemetry-init-testing (always_on sampler): access log, SERVER span,
 //!   RED metrics, propagation.
+//! * `telemetry-init-warn`: the same with one `tracing::warn!` instead, which
+//!   also becomes a span event of the SERVER span (`TELEMETRY_SPAN_EVENTS_LEVEL`,
+//!   `warn` by default) - the price of an event on the span.
 //! * `telemetry-init-event`: the same, with the handler emitting one `tracing`
 //!   event (a JSON line and an OTLP log record) - the price of one more event.
 //!
@@ -61,11 +64,12 @@ const DEFAULT_REQUESTS: u64 = 2_000;
 const WARMUP: u64 = 300;
 /// The function whose instructions are counted (callgrind `--toggle-collect`).
 const TOGGLE: &str = "instruction_gate::measured*";
-const VARIANTS: [&str; 4] = [
+const VARIANTS: [&str; 5] = [
     "bare",
     "tracelayer",
     "telemetry-init",
     "telemetry-init-event",
+    "telemetry-init-warn",
 ];
 const DEFAULT_BASELINE: &str = "benches/instructions/baseline.json";
 
@@ -97,6 +101,10 @@ struct Measurement {
     /// (telemetry-init-event − telemetry-init) / (telemetry-init − bare): one
     /// more event, as a share of the request's telemetry overhead (goal 3).
     event_over_overhead: f64,
+    /// (telemetry-init-warn − telemetry-init) / (telemetry-init − bare): one
+    /// WARN event, which is also a span event (not gated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warn_event_over_overhead: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -124,12 +132,20 @@ fn main() -> ExitCode {
 // The workload (runs under valgrind).
 // ---------------------------------------------------------------------------
 
-fn app(with_event: bool) -> Router {
+/// What the handler emits.
+#[derive(Clone, Copy, PartialEq)]
+enum Event {
+    None,
+    Info,
+    Warn,
+}
+
+fn app(event: Event) -> Router {
     let router = Router::new().route("/hello", get(|| async { "Hello, World!" }));
-    if with_event {
-        router.route("/users/{id}", get(user_logged))
-    } else {
-        router.route("/users/{id}", get(user))
+    match event {
+        Event::None => router.route("/users/{id}", get(user)),
+        Event::Info => router.route("/users/{id}", get(user_logged)),
+        Event::Warn => router.route("/users/{id}", get(user_warned)),
     }
 }
 
@@ -139,6 +155,11 @@ async fn user(Path(id): Path<u64>) -> String {
 
 async fn user_logged(Path(id): Path<u64>) -> String {
     tracing::info!(user.id = id, "user fetched");
+    format!("user {id}")
+}
+
+async fn user_warned(Path(id): Path<u64>) -> String {
+    tracing::warn!(user.id = id, "user fetched slowly");
     format!("user {id}")
 }
 
@@ -193,7 +214,7 @@ fn run_cmd(args: &[String]) -> Result<ExitCode, String> {
     // requests, so that every line reaches stdout.
     let mut flush_guard = None;
     let (app, telemetry) = match variant.as_str() {
-        "bare" => (app(false), None),
+        "bare" => (app(Event::None), None),
         "tracelayer" => {
             use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
             let (writer, flush) = tracing_appender::non_blocking(std::io::stdout());
@@ -206,9 +227,9 @@ fn run_cmd(args: &[String]) -> Result<ExitCode, String> {
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO));
             flush_guard = Some(flush);
-            (app(false).layer(layer), None)
+            (app(Event::None).layer(layer), None)
         }
-        "telemetry-init" | "telemetry-init-event" => {
+        "telemetry-init" | "telemetry-init-event" | "telemetry-init-warn" => {
             let receiver = telemetry_init_testing::OtlpReceiver::start_blocking()
                 .map_err(|e| format!("OTLP receiver: {e}"))?;
             let guard = telemetry_init::builder()
@@ -217,7 +238,12 @@ fn run_cmd(args: &[String]) -> Result<ExitCode, String> {
                 .sampler(telemetry_init::config::SamplerSetting::AlwaysOn)
                 .install()
                 .map_err(|e| format!("install: {e}"))?;
-            let app = app(variant == "telemetry-init-event").layer(telemetry_init::layer());
+            let event = match variant.as_str() {
+                "telemetry-init-event" => Event::Info,
+                "telemetry-init-warn" => Event::Warn,
+                _ => Event::None,
+            };
+            let app = app(event).layer(telemetry_init::layer());
             (app, Some((receiver, guard)))
         }
         other => {
@@ -261,9 +287,25 @@ fn run_cmd(args: &[String]) -> Result<ExitCode, String> {
                 "{variant}: the receiver got {server_spans} request spans for {total} requests"
             ));
         }
-        if variant == "telemetry-init-event" && (logs as u64) < total {
+        let with_event = variant == "telemetry-init-event" || variant == "telemetry-init-warn";
+        if with_event && (logs as u64) < total {
             return Err(format!(
                 "{variant}: the receiver got {logs} log records for {total} requests"
+            ));
+        }
+        let with_span_event = spans
+            .iter()
+            .filter(|s| s.attr("http.route").is_some() && s.events.len() == 1)
+            .count();
+        report["server_spans_with_an_event"] = with_span_event.into();
+        let expected = if variant == "telemetry-init-warn" {
+            total
+        } else {
+            0
+        };
+        if with_span_event as u64 != expected {
+            return Err(format!(
+                "{variant}: {with_span_event} request spans carry a span event, expected {expected}"
             ));
         }
     }
@@ -450,11 +492,12 @@ fn gate(args: &[String], update: bool) -> Result<ExitCode, String> {
     }
     let per_request: BTreeMap<String, f64> = per_request.into_iter().collect();
     let get = |v: &str| per_request.get(v).copied().unwrap_or(f64::NAN);
-    let (bare, tl, full, event) = (
+    let (bare, tl, full, event, warn) = (
         get("bare"),
         get("tracelayer"),
         get("telemetry-init"),
         get("telemetry-init-event"),
+        get("telemetry-init-warn"),
     );
     let m = Measurement {
         date_utc: utc_now(),
@@ -466,6 +509,7 @@ fn gate(args: &[String], update: bool) -> Result<ExitCode, String> {
         tracelayer_over_bare: round4(tl / bare),
         overhead_vs_tracelayer: round4((full - bare) / (tl - bare)),
         event_over_overhead: round4((event - full) / (full - bare)),
+        warn_event_over_overhead: Some(round4((warn - full) / (full - bare))),
         instructions_per_request: per_request
             .iter()
             .map(|(k, v)| (k.clone(), (v * 10.0).round() / 10.0))
@@ -483,6 +527,10 @@ fn gate(args: &[String], update: bool) -> Result<ExitCode, String> {
     println!(
         "one more event / overhead:      {:.3}  ((telemetry-init-event - telemetry-init) / (telemetry-init - bare))",
         m.event_over_overhead
+    );
+    println!(
+        "one warn event (+ span event):  {:.3}  ((telemetry-init-warn - telemetry-init) / (telemetry-init - bare))",
+        m.warn_event_over_overhead.unwrap_or(f64::NAN)
     );
 
     if update {

@@ -19,6 +19,62 @@
 //! With no endpoint configured nothing is sent over the network, but trace
 //! ids are still created, so logs stay correlated and context propagates.
 //!
+//! # Composing with your own layers
+//!
+//! [`install`] sets the global `tracing` subscriber itself. A service that
+//! already has layers (a file appender, an error reporter, tokio-console,
+//! its own filters) builds instead, and adds our layer to its registry;
+//! each layer keeps its own filter, so neither changes what the other
+//! receives:
+//!
+//! ```no_run
+//! use tracing_subscriber::filter::LevelFilter;
+//! use tracing_subscriber::prelude::*;
+//!
+//! # fn main() -> Result<(), telemetry_init::Error> {
+//! let telemetry = telemetry_init::builder().service_name("orders").build()?;
+//! let debug_log = tracing_subscriber::fmt::layer()
+//!     .with_ansi(false)
+//!     .with_writer(std::sync::Mutex::new(std::fs::File::create("debug.log").unwrap()))
+//!     .with_filter(LevelFilter::DEBUG);
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(telemetry.layer()) // stdout lines, OTLP export, span events
+//!     .with(debug_log);
+//! // The subscriber becomes the global default, with everything else
+//! // `install()` sets (metrics recorder, propagators, OpenTelemetry globals).
+//! let _guard = telemetry.install_with(subscriber)?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Builder::build`] touches no global state; [`Telemetry`] gives the
+//! layer, the providers, the metrics recorder, the handle and the guard.
+//! The workspace's `examples/composed` is a complete service built this way.
+//! See [`telemetry`] for exactly what is global.
+//!
+//! # Tests: the scoped mode
+//!
+//! [`Telemetry::set_default`] makes a built telemetry the current thread's
+//! default `tracing` dispatcher and `metrics` recorder until its guard is
+//! dropped, like `tracing::subscriber::set_default`, so each test can have
+//! its own telemetry (and its own receiver) in one test binary. It covers
+//! the current thread only (use a current-thread runtime) and leaves the
+//! OpenTelemetry globals, the layers' propagation defaults and the `log`
+//! bridge alone; [the details](telemetry#the-scoped-mode-tests).
+//!
+//! # Events on spans
+//!
+//! Events at or above `TELEMETRY_SPAN_EVENTS_LEVEL` (`warn` by default;
+//! [`Builder::span_events_level`]) inside an exported span are recorded on
+//! that span as span events as well as exported once as log records; an
+//! event carrying an error value becomes an `exception` event:
+//!
+//! ```no_run
+//! # let err = std::io::Error::other("issuer unreachable");
+//! // In a request handler: one log record, and an `exception` event
+//! // (exception.type, exception.message) on the request's SERVER span.
+//! tracing::error!(error = &err as &dyn std::error::Error, "payment failed");
+//! ```
+//!
 //! The opentelemetry crates this one is built on are re-exported: depend on
 //! them through these paths so versions never disagree.
 #![deny(missing_docs)]
@@ -51,7 +107,9 @@ pub use opentelemetry_otlp;
 pub use opentelemetry_sdk;
 pub use tracing_opentelemetry;
 
-/// Installs telemetry configured from the environment only.
+/// Installs telemetry configured from the environment only:
+/// `builder().build()?.install()` (see [`Telemetry::install`] for what it
+/// sets, and [`Builder::build`] to compose with your own layers instead).
 ///
 /// Returns an error (never panics, never exits) when a variable holds an
 /// invalid value or when telemetry is already installed in this process.
@@ -84,7 +142,9 @@ pub fn layer() -> ServerLayer {
 
 pub(crate) static GLOBAL_HANDLE: std::sync::OnceLock<TelemetryHandle> = std::sync::OnceLock::new();
 
-/// The handle of the telemetry [`install`] set up in this process, if any.
+/// The handle of the telemetry [`install`] set up in this process, if any
+/// (`None` for one only built, or made a thread's default with
+/// [`Telemetry::set_default`]: use [`Telemetry::handle`] there).
 pub fn handle() -> Option<TelemetryHandle> {
     GLOBAL_HANDLE.get().cloned()
 }
