@@ -2,15 +2,16 @@
 //! transport (gRPC, HTTP/protobuf, HTTP/JSON) and every signal, over real
 //! sockets against the test kit's TLS receiver.
 //!
-//! `install()` sets process-wide state, so each case runs in a child
-//! process: this test binary re-executes itself with `TLS_CASE` set to
-//! `protocol/case`. The child configures everything through `env_lookup`
-//! (the process environment is never read), exports one span, one log
-//! record and one metric, and prints what was delivered and what the
-//! self-health metrics counted.
+//! Each case builds its own telemetry and makes it its thread's default
+//! (`Telemetry::set_default`, the scoped mode), on a current-thread runtime
+//! so the instrumented server runs on that thread too; two cases run side
+//! by side. A case configures everything through `env_lookup` (the process
+//! environment is never read), exports one span, one log record and one
+//! metric, and reports what was delivered and what the self-health metrics
+//! counted.
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use telemetry_init::config::BatchSettings;
@@ -18,7 +19,7 @@ use telemetry_init_testing::{OtlpReceiver, PkiOptions, ReceiverTls, TestPki};
 
 const PROTOCOLS: [&str; 3] = ["grpc", "http/protobuf", "http/json"];
 
-/// The cases, with what the child must observe.
+/// The cases, with what each must observe.
 const CASES: [&str; 9] = [
     // A private CA given by OTEL_EXPORTER_OTLP_CERTIFICATE.
     "private_ca",
@@ -47,7 +48,10 @@ const BASIC: &str = "Basic MTIzNDU6Z2xjX3Qwa2VuPT0=";
 
 const SECRET: &str = "Bearer s3cret-token";
 
-fn child(protocol: &str, case: &str) {
+/// Runs one case and returns its report: `SLOWEST`, `RESULT`, `REPORT` and
+/// `FAILURE` lines.
+fn run(protocol: &str, case: &str) -> String {
+    let mut out = String::new();
     let options = match case {
         "wrong_host" => PkiOptions::default().server_names(["collector.example"]),
         "expired" => PkiOptions::default().expired(true),
@@ -63,7 +67,12 @@ fn child(protocol: &str, case: &str) {
         builder = builder.require_header("authorization", BASIC);
     }
     let receiver = builder.start_blocking().expect("receiver");
-    let dir = std::env::temp_dir().join(format!("tls-matrix-{}-{}", std::process::id(), case));
+    // Per protocol too: the three protocols' cases run at the same time.
+    let dir = std::env::temp_dir().join(format!(
+        "tls-matrix-{}-{}-{case}",
+        std::process::id(),
+        protocol.replace('/', "-")
+    ));
     let files = pki.write_files(&dir).expect("pem files");
 
     let endpoint = if protocol == "grpc" {
@@ -119,26 +128,33 @@ fn child(protocol: &str, case: &str) {
         schedule_delay: Duration::from_millis(50),
         export_timeout: Duration::from_secs(5),
     };
-    let guard = telemetry_init::builder()
+    let telemetry = telemetry_init::builder()
         .service_name("tls-matrix")
         .stdout_filter("off")
         .export_filter("info")
         .span_batch(fast)
         .log_batch(fast)
         .env_lookup(move |k| vars.get(k).cloned())
-        .install()
-        .expect("install");
+        .build()
+        .expect("build");
 
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    // Requests to a service whose export is failing: all answered, none
-    // waiting on the exporter (a handshake, a retry or a timeout).
-    let slowest = rt.block_on(serve_requests(40));
-    println!("SLOWEST {}", slowest.as_millis());
+    // Current-thread: the server's tasks run on this thread, in the scope.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    {
+        let _scope = telemetry.set_default();
+        // Requests to a service whose export is failing: all answered, none
+        // waiting on the exporter (a handshake, a retry or a timeout).
+        let slowest = rt.block_on(serve_requests(40));
+        let _ = writeln!(out, "SLOWEST {}", slowest.as_millis());
 
-    let span = tracing::info_span!("tls-work", otel.kind = "server", case);
-    span.in_scope(|| tracing::info!(case, "exported over tls"));
-    drop(span);
-    metrics::counter!("tls_matrix_total").increment(1);
+        let span = tracing::info_span!("tls-work", otel.kind = "server", case);
+        span.in_scope(|| tracing::info!(case, "exported over tls"));
+        drop(span);
+        metrics::counter!("tls_matrix_total").increment(1);
+    }
 
     let delivered = rt.block_on(async {
         let spans = receiver
@@ -159,24 +175,26 @@ fn child(protocol: &str, case: &str) {
     });
     // Let at least one metric export finish on the failing cases too.
     std::thread::sleep(Duration::from_millis(700));
-    let (_, text) = guard.handle().render_metrics(None);
-    let report = rt.block_on(guard.shutdown(Duration::from_secs(5)));
+    let (_, text) = telemetry.handle().render_metrics(None);
+    let report = rt.block_on(telemetry.shutdown(Duration::from_secs(5)));
     let failures: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("_exported_total{") && l.contains("error_type="))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "RESULT spans={} logs={} metrics={} unauthenticated={}",
         delivered.0,
         delivered.1,
         delivered.2,
         receiver.unauthenticated_requests()
     );
-    println!("REPORT {report:?}");
+    let _ = writeln!(out, "REPORT {report:?}");
     for f in failures {
-        println!("FAILURE {f}");
+        let _ = writeln!(out, "FAILURE {f}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+    out
 }
 
 /// Serves an instrumented axum app on a loopback socket, sends `n`
@@ -211,32 +229,6 @@ async fn serve_requests(n: usize) -> Duration {
 
 fn path(p: &std::path::Path) -> String {
     p.display().to_string()
-}
-
-/// Runs one case in a child and returns its stdout.
-fn run(protocol: &str, case: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("TLS_CASE", format!("{protocol}|{case}"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("spawn child");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{protocol} {case} child failed:\n{stdout}\n{stderr}"
-    );
-    stdout
-}
-
-/// The entry point children run; a no-op in the parent.
-#[test]
-fn child_entry() {
-    if let Ok(case) = std::env::var("TLS_CASE") {
-        let (protocol, case) = case.split_once('|').expect("protocol|case");
-        child(protocol, case);
-    }
 }
 
 fn check(protocol: &str, case: &str, out: &str) {
@@ -286,7 +278,7 @@ fn check(protocol: &str, case: &str, out: &str) {
         }
         other => panic!("unknown case {other}"),
     }
-    // Every request was answered (checked in the child); none waited for
+    // Every request was answered (checked in `run`); none waited for
     // the failing exporter, whose handshakes and retries take far longer
     // than a loopback request. The bound is loose for a loaded CI machine.
     let slowest: u64 = out
@@ -295,8 +287,8 @@ fn check(protocol: &str, case: &str, out: &str) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no latency: {ctx}"));
     assert!(slowest < 500, "a request took {slowest} ms: {ctx}");
-    // Secrets never reach the output (stdout of the child is off, but the
-    // metrics and the report are printed).
+    // Secrets never reach the report (stdout is off, but the metrics and
+    // the shutdown report are in it).
     assert!(
         !out.contains("s3cret") && !out.contains("glc_t0ken"),
         "{ctx}"
@@ -304,11 +296,8 @@ fn check(protocol: &str, case: &str, out: &str) {
 }
 
 fn matrix(protocol: &str) {
-    if std::env::var("TLS_CASE").is_ok() {
-        return;
-    }
     let started = Instant::now();
-    // Two children at a time: each is a small process with its own runtime.
+    // Two cases at a time, each on its own thread with its own runtime.
     for pair in CASES.chunks(2) {
         let outs: Vec<(String, &str)> = std::thread::scope(|s| {
             let handles: Vec<_> = pair
@@ -317,7 +306,7 @@ fn matrix(protocol: &str) {
                 .collect();
             handles
                 .into_iter()
-                .map(|(h, c)| (h.join().expect("child thread"), c))
+                .map(|(h, c)| (h.join().expect("case thread"), c))
                 .collect()
         });
         for (out, case) in outs {

@@ -552,3 +552,25 @@ fn redaction_keys_from_code_and_environment() {
     assert!(text.contains("TELEMETRY_REDACT_KEYS"), "{text}");
     assert!(text.contains("\"--\""), "{text}");
 }
+
+#[test]
+fn span_events_level() {
+    use tracing::level_filters::LevelFilter;
+    assert_eq!(
+        resolve_with(&[]).unwrap().span_events_level,
+        LevelFilter::WARN
+    );
+    for (value, level) in [
+        ("off", LevelFilter::OFF),
+        ("ERROR", LevelFilter::ERROR),
+        (" info ", LevelFilter::INFO),
+        ("trace", LevelFilter::TRACE),
+    ] {
+        let config = resolve_with(&[("TELEMETRY_SPAN_EVENTS_LEVEL", value)]).unwrap();
+        assert_eq!(config.span_events_level, level, "{value}");
+    }
+    let e = err_text(&[("TELEMETRY_SPAN_EVENTS_LEVEL", "loud")]);
+    assert!(e.contains("TELEMETRY_SPAN_EVENTS_LEVEL"), "{e}");
+    assert!(e.contains("\"loud\""), "{e}");
+    assert!(e.contains("off, error, warn, info, debug, trace"), "{e}");
+}
