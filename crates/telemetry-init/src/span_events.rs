@@ -28,8 +28,9 @@
 //! built. Secret-named attributes and URLs in values are redacted on export
 //! like every span attribute (see [`crate::redact`]).
 //!
-//! Cost: none for events below the level (the per-layer filter's interest
-//! is cached per callsite), none for a request without such events.
+//! Cost: one level comparison for an exported event below the level, and
+//! nothing for a request without events: span events share the log
+//! bridge's layer and filter ([`EventExport`]).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -37,6 +38,7 @@ use std::fmt::{self, Write as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{KeyValue, StringValue, Value};
 use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
@@ -53,17 +55,22 @@ const MAX_SOURCES: usize = 8;
 
 /// Copies events into span events; see the [module docs](self).
 #[derive(Debug)]
-pub(crate) struct SpanEventLayer {
+pub(crate) struct SpanEvents {
     pub(crate) dispatch: DispatchSlot,
+    /// Events at or above this level are copied.
+    pub(crate) level: LevelFilter,
     /// Longest string value, in characters (`None`: [`MAX_VALUE_BYTES`] bytes).
     pub(crate) value_length: Option<usize>,
 }
 
-impl<S> Layer<S> for SpanEventLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+impl SpanEvents {
+    fn on_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if *event.metadata().level() > self.level {
+            return;
+        }
         let span = match event.parent() {
             Some(id) => ctx.span(id),
             None if event.is_contextual() => ctx.lookup_current(),
@@ -90,6 +97,41 @@ where
         let meta = event.metadata();
         let (name, attributes) = v.finish(meta.level().as_str(), meta.target());
         otel_span.add_event(name, attributes);
+    }
+}
+
+/// The exported side of events, behind the export filter: log records
+/// (the OpenTelemetry log bridge) and span events.
+///
+/// One layer for both, not two: every per-layer-filtered layer costs a
+/// span lookup on each span callback (enter, exit, close) of every span,
+/// even when it only wants events; sharing the bridge's filter keeps a
+/// request without events exactly as cheap as before span events existed.
+pub(crate) struct EventExport {
+    /// The log bridge; its `Layer` implementation has `on_event` only (its
+    /// span callbacks are behind an off-by-default feature), which is all
+    /// this forwards.
+    pub(crate) logs: Option<LogBridge>,
+    pub(crate) span_events: Option<SpanEvents>,
+}
+
+/// The OpenTelemetry log bridge over the SDK's provider.
+pub(crate) type LogBridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge<
+    opentelemetry_sdk::logs::SdkLoggerProvider,
+    opentelemetry_sdk::logs::SdkLogger,
+>;
+
+impl<S> Layer<S> for EventExport
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if let Some(logs) = &self.logs {
+            logs.on_event(event, ctx.clone());
+        }
+        if let Some(span_events) = &self.span_events {
+            span_events.on_event(event, &ctx);
+        }
     }
 }
 

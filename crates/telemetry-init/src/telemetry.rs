@@ -103,7 +103,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use telemetry_init_metrics::TelemetryRecorder;
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::{Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -113,7 +113,7 @@ use crate::logs::{
     BufferedStdout, CorrelationLayer, DispatchSlot, JsonFormat, NoSpanFields, text_fields,
 };
 use crate::redact::Redaction;
-use crate::span_events::SpanEventLayer;
+use crate::span_events::{EventExport, SpanEvents};
 use crate::{Error, TelemetryHandle};
 
 /// Crates whose own logs and spans must never be exported: they are the
@@ -258,7 +258,7 @@ impl Telemetry {
                 .with_tracked_inactivity(false)
                 // Events reach the collector as OTLP log records carrying
                 // the span's ids, and (at or above the span-events level)
-                // as span events through `SpanEventLayer`: this layer only
+                // as span events through `EventExport`: this layer only
                 // sees spans.
                 .with_filter(
                     lp.export_filter
@@ -267,27 +267,17 @@ impl Telemetry {
                 )
         });
         let level = config.span_events_level;
-        // Spans pass so that the layer's context can see them (a per-layer
-        // filter hides the spans it does not enable); events only at or
-        // above the level, decided once per callsite. Not an `Option`: an
-        // `Option` layer is not told its dispatcher.
-        let span_events = SpanEventLayer {
+        let span_events = (exporting && level != LevelFilter::OFF).then(|| SpanEvents {
             dispatch: dispatch.clone(),
+            level,
             value_length: config.span_limits.attribute_value_length,
-        }
-        .with_filter(
-            filter_fn(move |meta| {
-                meta.is_span()
-                    || (exporting
-                        && level != tracing::level_filters::LevelFilter::OFF
-                        && *meta.level() <= level)
-            })
-            .and(filter_fn(|meta| meta.is_span()).or(lp.export_filter.filter::<S>())),
-        );
-        let log_bridge = self.logger_provider.as_ref().map(|lp_| {
-            opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(lp_)
-                .with_filter(lp.export_filter.filter())
         });
+        let logs = self
+            .logger_provider
+            .as_ref()
+            .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
+        let event_export = (logs.is_some() || span_events.is_some())
+            .then(|| EventExport { logs, span_events }.with_filter(lp.export_filter.filter()));
         // Filtered to its spans: an unfiltered layer is "always interested",
         // which would switch on every `trace!` callsite of hyper, h2 and
         // tonic (request path and export runtime) just to be ignored.
@@ -300,8 +290,7 @@ impl Telemetry {
         // it: a `Vec` does not tell its members their dispatcher.
         let mut layers: Vec<Box<dyn Layer<S> + Send + Sync>> = Vec::with_capacity(4);
         layers.extend(otel_layer.map(Layer::boxed));
-        layers.push(span_events.boxed());
-        layers.extend(log_bridge.map(Layer::boxed));
+        layers.extend(event_export.map(Layer::boxed));
         layers.push(fmt_layer);
         correlation.and_then(layers).boxed()
     }
