@@ -103,7 +103,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use telemetry_init_metrics::TelemetryRecorder;
 use tracing::Subscriber;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets, filter_fn};
 use tracing_subscriber::layer::{Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -164,6 +164,23 @@ impl Directives {
     }
 }
 
+/// Our layers on a registry of their own, as [`Telemetry::install`] and
+/// [`Telemetry::set_default`] use them: the same layers as
+/// [`Telemetry::layer`], statically typed, so a request pays no dynamic
+/// dispatch or `Vec` walk per span callback for them. (A macro: the
+/// subscriber's type is unnameable.)
+macro_rules! own_subscriber {
+    ($telemetry:expr) => {{
+        let t: &Telemetry = &$telemetry;
+        let dispatch = DispatchSlot::default();
+        tracing_subscriber::registry()
+            .with(t.correlation_layer(dispatch.clone()))
+            .with(t.otel_layer())
+            .with(t.event_export(&dispatch))
+            .with(t.fmt_layer(&dispatch))
+    }};
+}
+
 /// What [`Telemetry::layer`] is made from.
 pub(crate) struct LayerParts {
     pub(crate) stdout: BufferedStdout,
@@ -222,32 +239,38 @@ impl Telemetry {
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        use tracing_subscriber::filter::filter_fn;
-
-        let config = self.config();
         let dispatch = DispatchSlot::default();
-        let lp = &self.layer;
+        // A `Vec` (every member has a per-layer filter, so the stack counts
+        // as filtered and a member's `off` turns nothing off for the
+        // others), behind the correlation layer, which must be outside
+        // it: a `Vec` does not tell its members their dispatcher.
+        let mut layers: Vec<Box<dyn Layer<S> + Send + Sync>> = Vec::with_capacity(3);
+        layers.extend(self.otel_layer().map(Layer::boxed));
+        layers.extend(self.event_export(&dispatch).map(Layer::boxed));
+        layers.push(self.fmt_layer(&dispatch));
+        self.correlation_layer(dispatch).and_then(layers).boxed()
+    }
 
-        let fmt_layer = match config.log_format {
-            LogFormat::Json => tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .fmt_fields(NoSpanFields)
-                .event_format(JsonFormat::new(
-                    &config.service_name,
-                    Arc::clone(&lp.policy),
-                    dispatch.clone(),
-                ))
-                .with_writer(lp.stdout.clone())
-                .with_filter(lp.stdout_filter.filter())
-                .boxed(),
-            LogFormat::Text => tracing_subscriber::fmt::layer()
-                .fmt_fields(text_fields(Arc::clone(&lp.policy)))
-                .with_writer(lp.stdout.clone())
-                .with_filter(lp.stdout_filter.filter())
-                .boxed(),
-        };
-        let exporting = !config.sdk_disabled;
-        let otel_layer = exporting.then(|| {
+    /// Filtered to its spans: an unfiltered layer is "always interested",
+    /// which would switch on every `trace!` callsite of hyper, h2 and tonic
+    /// (request path and export runtime) just to be ignored.
+    fn correlation_layer<S>(
+        &self,
+        dispatch: DispatchSlot,
+    ) -> impl Layer<S> + Send + Sync + 'static + use<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        CorrelationLayer { dispatch }.with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.fields().field("request_id").is_some()
+        }))
+    }
+
+    fn otel_layer<S>(&self) -> Option<impl Layer<S> + Send + Sync + 'static + use<S>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        (!self.config().sdk_disabled).then(|| {
             tracing_opentelemetry::layer()
                 .with_tracer(self.tracer_provider.tracer("telemetry-init"))
                 .with_error_records_to_exceptions(true)
@@ -261,13 +284,24 @@ impl Telemetry {
                 // as span events through `EventExport`: this layer only
                 // sees spans.
                 .with_filter(
-                    lp.export_filter
+                    self.layer
+                        .export_filter
                         .filter()
                         .and(filter_fn(|meta| meta.is_span())),
                 )
-        });
+        })
+    }
+
+    fn event_export<S>(
+        &self,
+        dispatch: &DispatchSlot,
+    ) -> Option<impl Layer<S> + Send + Sync + 'static>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let config = self.config();
         let level = config.span_events_level;
-        let span_events = (exporting && level != LevelFilter::OFF).then(|| SpanEvents {
+        let span_events = (!config.sdk_disabled && level != LevelFilter::OFF).then(|| SpanEvents {
             dispatch: dispatch.clone(),
             level,
             value_length: config.span_limits.attribute_value_length,
@@ -276,23 +310,34 @@ impl Telemetry {
             .logger_provider
             .as_ref()
             .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
-        let event_export = (logs.is_some() || span_events.is_some())
-            .then(|| EventExport { logs, span_events }.with_filter(lp.export_filter.filter()));
-        // Filtered to its spans: an unfiltered layer is "always interested",
-        // which would switch on every `trace!` callsite of hyper, h2 and
-        // tonic (request path and export runtime) just to be ignored.
-        let correlation = CorrelationLayer { dispatch }.with_filter(filter_fn(|meta| {
-            meta.is_span() && meta.fields().field("request_id").is_some()
-        }));
-        // A `Vec` (every member has a per-layer filter, so the stack counts
-        // as filtered and a member's `off` turns nothing off for the
-        // others), behind the correlation layer, which must be outside
-        // it: a `Vec` does not tell its members their dispatcher.
-        let mut layers: Vec<Box<dyn Layer<S> + Send + Sync>> = Vec::with_capacity(4);
-        layers.extend(otel_layer.map(Layer::boxed));
-        layers.extend(event_export.map(Layer::boxed));
-        layers.push(fmt_layer);
-        correlation.and_then(layers).boxed()
+        (logs.is_some() || span_events.is_some()).then(|| {
+            EventExport { logs, span_events }.with_filter(self.layer.export_filter.filter())
+        })
+    }
+
+    fn fmt_layer<S>(&self, dispatch: &DispatchSlot) -> Box<dyn Layer<S> + Send + Sync + 'static>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let lp = &self.layer;
+        match self.config().log_format {
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(NoSpanFields)
+                .event_format(JsonFormat::new(
+                    &self.config().service_name,
+                    Arc::clone(&lp.policy),
+                    dispatch.clone(),
+                ))
+                .with_writer(lp.stdout.clone())
+                .with_filter(lp.stdout_filter.filter())
+                .boxed(),
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .fmt_fields(text_fields(Arc::clone(&lp.policy)))
+                .with_writer(lp.stdout.clone())
+                .with_filter(lp.stdout_filter.filter())
+                .boxed(),
+        }
     }
 
     /// The tracer provider (always present: trace ids exist even when
@@ -337,7 +382,7 @@ impl Telemetry {
     /// # Ok(()) }
     /// ```
     pub fn set_default(&self) -> ScopedTelemetry<'_> {
-        let subscriber = tracing_subscriber::registry().with(self.layer());
+        let subscriber = own_subscriber!(self);
         let tracing = tracing::subscriber::set_default(subscriber);
         let metrics = metrics::set_default_local_recorder(&self.recorder);
         log_effective_config(self.config(), &self.instance_id);
@@ -356,7 +401,7 @@ impl Telemetry {
     /// [`Error::AlreadyInstalled`] when a global `tracing` subscriber or
     /// `metrics` recorder exists.
     pub fn install(self) -> Result<TelemetryGuard, Error> {
-        let subscriber = tracing_subscriber::registry().with(self.layer());
+        let subscriber = own_subscriber!(self);
         self.install_with(subscriber)
     }
 
