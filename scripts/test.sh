@@ -58,6 +58,15 @@ if [ "${SKIP_FUZZ:-0}" != "1" ] && [ -x crates/telemetry-init-propagation/fuzz/r
     exit 1
   fi
   grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
+
+  step "fuzz the redaction parsers (${FUZZ_SECONDS:-10}s per target)"
+  fuzz_log=$(mktemp)
+  if ! bash crates/telemetry-init/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$fuzz_log" 2>&1; then
+    tail -n 80 "$fuzz_log"
+    echo "fuzzing failed (full log: $fuzz_log)"
+    exit 1
+  fi
+  grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
 fi
 
 step "instruction-count gate: request path of telemetry-init vs bare (callgrind)"

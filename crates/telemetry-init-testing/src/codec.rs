@@ -98,6 +98,27 @@ pub fn decode_http<R>(
 where
     R: prost::Message + Default + DeserializeOwned,
 {
+    decode_http_within(headers, body, signal, MAX_MESSAGE_BYTES)
+}
+
+/// Like [`decode_http`], with a body (as sent and after decompression) of
+/// at most `max_bytes`: inflating stops one byte past it (`413`), so a gzip
+/// bomb costs at most that much memory.
+pub fn decode_http_within<R>(
+    headers: &HeaderMap,
+    body: &[u8],
+    signal: Signal,
+    max_bytes: usize,
+) -> Result<Decoded<R>, DecodeError>
+where
+    R: prost::Message + Default + DeserializeOwned,
+{
+    if body.len() > max_bytes {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body exceeds {max_bytes} bytes"),
+        ));
+    }
     let header_str = |name| {
         headers
             .get(name)
@@ -133,7 +154,7 @@ where
         "gzip" | "x-gzip" => {
             let mut out = Vec::new();
             let read = flate2::read::GzDecoder::new(body)
-                .take(MAX_MESSAGE_BYTES as u64 + 1)
+                .take(max_bytes as u64 + 1)
                 .read_to_end(&mut out);
             if let Err(e) = read {
                 return Err(refuse(
@@ -141,10 +162,10 @@ where
                     format!("bad gzip body: {e}"),
                 ));
             }
-            if out.len() > MAX_MESSAGE_BYTES {
+            if out.len() > max_bytes {
                 return Err(refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("decompressed body exceeds {MAX_MESSAGE_BYTES} bytes"),
+                    format!("decompressed body exceeds {max_bytes} bytes"),
                 ));
             }
             inflated = out;

@@ -56,9 +56,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod assert;
 pub mod codec;
 mod model;
+#[cfg(target_os = "linux")]
+pub mod netns;
 mod receiver;
 mod server;
 mod size_limit;
@@ -77,4 +80,4 @@ pub use store::{
     Answer, Behavior, DEFAULT_MEMORY_BUDGET_BYTES, Failure, ReceiverStats, RequestCount,
 };
 pub use tls::{PkiFiles, PkiOptions, ReceiverTls, TestPki, TlsError};
-pub use value::Value;
+pub use value::{MAX_VALUE_DEPTH, TOO_DEEP, Value};

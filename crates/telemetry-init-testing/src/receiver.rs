@@ -1,6 +1,6 @@
 //! [`OtlpReceiver`], its builder and its cloneable [`ReceiverHandle`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -93,6 +93,8 @@ pub struct ReceiverBuilder {
     tls: Option<ReceiverTls>,
     required_headers: Vec<(String, String)>,
     max_request_bytes: Option<usize>,
+    max_body_bytes: usize,
+    allow_remote: bool,
 }
 
 impl Default for ReceiverBuilder {
@@ -104,6 +106,8 @@ impl Default for ReceiverBuilder {
             tls: None,
             required_headers: Vec::new(),
             max_request_bytes: None,
+            max_body_bytes: crate::access::DEFAULT_MAX_BODY_BYTES,
+            allow_remote: false,
         }
     }
 }
@@ -172,6 +176,27 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Hard bound on one export request body, in bytes, both as sent and after
+    /// gzip decompression (default
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::access::DEFAULT_MAX_BODY_BYTES)).
+    /// A larger one is refused (HTTP 413, gRPC `RESOURCE_EXHAUSTED` /
+    /// `OUT_OF_RANGE`) without being decompressed further, so a gzip bomb
+    /// costs at most this much memory. This protects the receiver itself;
+    /// [`max_request_bytes`](Self::max_request_bytes) emulates a collector's
+    /// limit (counted, adjustable at run time) and raises this bound if larger.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Serves clients that are not on loopback too (default `false`: a
+    /// non-loopback peer gets HTTP 403 / gRPC `PERMISSION_DENIED`, whatever
+    /// address the listeners are bound to). See [`crate::access`].
+    pub fn allow_remote(mut self, allow: bool) -> Self {
+        self.allow_remote = allow;
+        self
+    }
+
     /// Binds both listeners and starts the servers on the receiver's own
     /// runtime thread; see [`OtlpReceiver`].
     pub async fn start(self) -> Result<OtlpReceiver, ReceiverError> {
@@ -207,7 +232,11 @@ impl ReceiverBuilder {
         let acceptors = self.tls.as_ref().map(ReceiverTls::acceptors).transpose()?;
         let (grpc, grpc_addr) = bind("gRPC", self.grpc_addr)?;
         let (http, http_addr) = bind("HTTP", self.http_addr)?;
-        let shared = Arc::new(Shared::new(self.memory_budget_bytes));
+        let mut shared = Shared::new(self.memory_budget_bytes);
+        // The hard bound never refuses what the Collector-style limit lets in.
+        shared.max_body_bytes = self.max_body_bytes.max(self.max_request_bytes.unwrap_or(0));
+        shared.allow_remote = self.allow_remote;
+        let shared = Arc::new(shared);
         shared.size_limit.set(self.max_request_bytes);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -684,11 +713,15 @@ impl ReceiverHandle {
 
     /// Like [`ReceiverHandle::snapshot_json`], with at most `max_traces` traces.
     pub fn snapshot_json_with_limit(&self, max_traces: usize) -> serde_json::Value {
+        use crate::snapshot::{MAX_LOGS_PER_TRACE, MAX_SPANS_PER_TRACE, MAX_UNCORRELATED_LOGS};
         let stats = self.stats();
-        // Copy out only what the snapshot shows: the spans and logs of the
-        // `max_traces` most recent traces, the latest uncorrelated logs and
-        // the latest entry of each metric.
-        let (spans, logs, metrics) = {
+        // Copy out only what the snapshot can show: at most
+        // MAX_SPANS_PER_TRACE spans and MAX_LOGS_PER_TRACE logs (the latest)
+        // of each of the `max_traces` most recent traces, the latest
+        // uncorrelated logs and the latest entry of each metric. The lock
+        // is held for one scan of the store and a bounded number of clones,
+        // however large one trace grew.
+        let (spans, logs, metrics, totals) = {
             let st = self.shared.lock();
             let mut traces: HashSet<&str> = HashSet::new();
             for s in st.spans.iter().rev() {
@@ -697,33 +730,39 @@ impl ReceiverHandle {
                 }
                 traces.insert(s.item.trace_id.as_str());
             }
-            let spans: Vec<ReceivedSpan> = st
-                .spans
-                .iter()
-                .filter(|s| traces.contains(s.item.trace_id.as_str()))
-                .map(|s| s.item.clone())
-                .collect();
-            let mut uncorrelated = st
-                .logs
-                .iter()
-                .rev()
-                .filter(|l| l.item.trace_id.is_none())
-                .take(crate::snapshot::MAX_UNCORRELATED_LOGS)
-                .map(|l| l.item.clone())
-                .collect::<Vec<_>>();
-            uncorrelated.reverse();
-            let mut logs: Vec<ReceivedLog> = st
-                .logs
-                .iter()
-                .filter(|l| {
-                    l.item
-                        .trace_id
-                        .as_deref()
-                        .is_some_and(|t| traces.contains(t))
-                })
-                .map(|l| l.item.clone())
-                .collect();
-            logs.extend(uncorrelated);
+            let mut totals: HashMap<&str, (usize, usize)> = HashMap::new();
+            let mut spans: Vec<ReceivedSpan> = Vec::new();
+            for s in st.spans.iter().rev() {
+                let id = s.item.trace_id.as_str();
+                if !traces.contains(id) {
+                    continue;
+                }
+                let t = totals.entry(id).or_default();
+                t.0 += 1;
+                if t.0 <= MAX_SPANS_PER_TRACE {
+                    spans.push(s.item.clone());
+                }
+            }
+            spans.reverse();
+            let mut logs: Vec<ReceivedLog> = Vec::new();
+            let mut uncorrelated = 0;
+            for l in st.logs.iter().rev() {
+                match l.item.trace_id.as_deref() {
+                    Some(id) if traces.contains(id) => {
+                        let t = totals.entry(id).or_default();
+                        t.1 += 1;
+                        if t.1 <= MAX_LOGS_PER_TRACE {
+                            logs.push(l.item.clone());
+                        }
+                    }
+                    None if uncorrelated < MAX_UNCORRELATED_LOGS => {
+                        uncorrelated += 1;
+                        logs.push(l.item.clone());
+                    }
+                    _ => {}
+                }
+            }
+            logs.reverse();
             let mut seen: HashSet<(&str, Option<&str>)> = HashSet::new();
             let mut metrics: Vec<ReceivedMetric> = st
                 .metrics
@@ -733,9 +772,11 @@ impl ReceiverHandle {
                 .map(|m| m.item.clone())
                 .collect();
             metrics.reverse();
-            (spans, logs, metrics)
+            let totals: crate::snapshot::Totals =
+                totals.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            (spans, logs, metrics, totals)
         };
-        crate::snapshot::snapshot(&spans, &logs, &metrics, &stats, max_traces)
+        crate::snapshot::snapshot(&spans, &logs, &metrics, &stats, max_traces, &totals)
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
-use crate::codec::{Decoded, MAX_MESSAGE_BYTES, decode_http};
+use crate::codec::{Decoded, decode_http_within};
 use crate::model::{Signal, Transport, logs_from, metrics_from, spans_from};
 use crate::store::{Answer, Behavior, Failure, Shared};
 use crate::tls::{AuthLayer, RequiredHeaders};
@@ -252,6 +252,13 @@ async fn grpc_export<K: Kind>(
     shared: &Shared,
     req: tonic::Request<K::Req>,
 ) -> Result<tonic::Response<K::Resp>, tonic::Status> {
+    let peer = req.remote_addr().map(|a| a.ip());
+    if !peer.is_some_and(|p| crate::access::peer_allowed(p, shared.allow_remote)) {
+        shared.count_rejected();
+        return Err(tonic::Status::permission_denied(
+            crate::access::REMOTE_REFUSED,
+        ));
+    }
     let gzip = req
         .metadata()
         .get("grpc-encoding")
@@ -319,21 +326,23 @@ impl MetricsService for GrpcSvc {
 
 /// The three OTLP gRPC services.
 fn grpc_routes(shared: Arc<Shared>) -> tonic::service::Routes {
+    // Bounds the message as sent and after gzip decompression.
+    let max = shared.max_body_bytes;
     let svc = GrpcSvc(shared);
     tonic::service::Routes::new(
         TraceServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            .max_decoding_message_size(max),
     )
     .add_service(
         LogsServiceServer::new(svc.clone())
             .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            .max_decoding_message_size(max),
     )
     .add_service(
         MetricsServiceServer::new(svc)
             .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            .max_decoding_message_size(max),
     )
     .prepare()
 }
@@ -380,12 +389,24 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn http_export<K: Kind>(
+    shared: Arc<Shared>,
+    peer: std::net::SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !crate::access::peer_allowed(peer.ip(), shared.allow_remote) {
+        return reject(
+            &shared,
+            StatusCode::FORBIDDEN,
+            crate::access::REMOTE_REFUSED.to_owned(),
+        );
+    }
     let Decoded {
         request: req,
         encoding,
         gzip,
-    } = match decode_http::<K::Req>(&headers, &body, K::SIGNAL) {
+    } = match decode_http_within::<K::Req>(&headers, &body, K::SIGNAL, shared.max_body_bytes) {
         Ok(d) => d,
         Err(e) => return reject(&shared, e.status, e.message),
     };
@@ -432,16 +453,33 @@ async fn http_export<K: Kind>(shared: Arc<Shared>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn http_traces(State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes) -> Response {
-    http_export::<Traces>(s, h, b).await
+type Peer = ConnectInfo<std::net::SocketAddr>;
+
+async fn http_traces(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(p): Peer,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    http_export::<Traces>(s, p, h, b).await
 }
 
-async fn http_logs(State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes) -> Response {
-    http_export::<Logs>(s, h, b).await
+async fn http_logs(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(p): Peer,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    http_export::<Logs>(s, p, h, b).await
 }
 
-async fn http_metrics(State(s): State<Arc<Shared>>, h: HeaderMap, b: Bytes) -> Response {
-    http_export::<Metrics>(s, h, b).await
+async fn http_metrics(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(p): Peer,
+    h: HeaderMap,
+    b: Bytes,
+) -> Response {
+    http_export::<Metrics>(s, p, h, b).await
 }
 
 pub(crate) async fn serve_http(
@@ -455,7 +493,7 @@ pub(crate) async fn serve_http(
         .route("/v1/traces", post(http_traces))
         .route("/v1/logs", post(http_logs))
         .route("/v1/metrics", post(http_metrics))
-        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(DefaultBodyLimit::max(shared.max_body_bytes))
         .layer(AuthLayer(auth))
         .with_state(shared);
     if let Some(acceptor) = tls {
@@ -465,6 +503,7 @@ pub(crate) async fn serve_http(
     let signal = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await;

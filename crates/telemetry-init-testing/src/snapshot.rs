@@ -21,6 +21,24 @@
 //! Traces are most recent first (by the arrival of their last span); a span
 //! whose parent was not received is shown as a root. `metrics` holds the
 //! latest received entry of each metric name and service, sorted by name.
+//!
+//! # Bounds
+//!
+//! One client can make a trace of any size (thousands of requests sharing a
+//! `traceparent`), so a snapshot is bounded whatever was received:
+//!
+//! * at most [`MAX_SPANS_PER_TRACE`] spans and [`MAX_LOGS_PER_TRACE`] log
+//!   records per trace (the latest); `span_count` / `log_count` still say how
+//!   many were received, and the trace gets
+//!   `"truncated": {"spans_omitted": n, "logs_omitted": m}`;
+//! * at most [`MAX_SNAPSHOT_BYTES`] of JSON: traces (oldest first), then
+//!   uncorrelated logs, then metrics are left out until it fits, and the
+//!   top level says so in `"truncated": {"traces_omitted": …,
+//!   "uncorrelated_logs_omitted": …, "metrics_omitted": …, "max_bytes": …}`.
+//!
+//! [`ReceiverHandle::snapshot_json`](crate::ReceiverHandle::snapshot_json)
+//! copies only those items out while it holds the store's lock, so a
+//! snapshot never stalls ingestion for longer than one scan of the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -35,12 +53,44 @@ pub const DEFAULT_MAX_TRACES: usize = 50;
 /// Most uncorrelated log records (without a trace id) listed, the latest ones.
 pub(crate) const MAX_UNCORRELATED_LOGS: usize = 100;
 
-/// Builds the snapshot (without `stats`) from telemetry in arrival order.
+/// Most spans shown per trace (the latest received).
+pub const MAX_SPANS_PER_TRACE: usize = 500;
+
+/// Most log records shown per trace (the latest received).
+pub const MAX_LOGS_PER_TRACE: usize = 500;
+
+/// Largest snapshot, in bytes of JSON (4 MiB).
+pub const MAX_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many spans and logs a trace had in the store, when more than the
+/// caller passed in (the receiver copies out only what is shown).
+pub(crate) type Totals = HashMap<String, (usize, usize)>;
+
+/// Builds the snapshot (without `stats`) from telemetry in arrival order,
+/// with the [bounds](self#bounds) applied.
 pub fn snapshot_from(
     spans: &[ReceivedSpan],
     logs: &[ReceivedLog],
     metrics: &[ReceivedMetric],
     max_traces: usize,
+) -> Json {
+    build(
+        spans,
+        logs,
+        metrics,
+        max_traces,
+        &Totals::new(),
+        MAX_SNAPSHOT_BYTES,
+    )
+}
+
+fn build(
+    spans: &[ReceivedSpan],
+    logs: &[ReceivedLog],
+    metrics: &[ReceivedMetric],
+    max_traces: usize,
+    totals: &Totals,
+    max_bytes: usize,
 ) -> Json {
     // Trace ids, most recent (by last arrival) first.
     let mut last_seen: HashMap<&str, usize> = HashMap::new();
@@ -64,30 +114,94 @@ pub fn snapshot_from(
         }
     }
 
-    let traces: Vec<Json> = trace_ids
+    let mut traces: Vec<Json> = trace_ids
         .iter()
         .map(|(trace_id, _)| {
             let tspans = spans_by_trace.get(trace_id).cloned().unwrap_or_default();
             let tlogs = logs_by_trace.get(trace_id).cloned().unwrap_or_default();
-            trace_tree(trace_id, &tspans, &tlogs)
+            let (span_total, log_total) = totals
+                .get(*trace_id)
+                .copied()
+                .unwrap_or((tspans.len(), tlogs.len()));
+            // The latest ones, when there are too many.
+            let tspans = &tspans[tspans.len().saturating_sub(MAX_SPANS_PER_TRACE)..];
+            let tlogs = &tlogs[tlogs.len().saturating_sub(MAX_LOGS_PER_TRACE)..];
+            let mut tree = trace_tree(trace_id, tspans, tlogs);
+            if let Json::Object(map) = &mut tree {
+                map.insert("span_count".to_owned(), json!(span_total.max(tspans.len())));
+                map.insert("log_count".to_owned(), json!(log_total.max(tlogs.len())));
+                let spans_omitted = span_total.saturating_sub(tspans.len());
+                let logs_omitted = log_total.saturating_sub(tlogs.len());
+                if spans_omitted > 0 || logs_omitted > 0 {
+                    map.insert(
+                        "truncated".to_owned(),
+                        json!({ "spans_omitted": spans_omitted, "logs_omitted": logs_omitted }),
+                    );
+                }
+            }
+            tree
         })
         .collect();
 
     let skip = uncorrelated.len().saturating_sub(MAX_UNCORRELATED_LOGS);
-    let uncorrelated: Vec<Json> = uncorrelated[skip..].iter().map(to_json).collect();
+    let mut uncorrelated: Vec<Json> = uncorrelated[skip..].iter().map(to_json).collect();
 
     let mut latest: BTreeMap<(String, String), &ReceivedMetric> = BTreeMap::new();
     for m in metrics {
         let service = m.service_name().unwrap_or_default().to_owned();
         latest.insert((m.name.clone(), service), m);
     }
-    let metrics: Vec<Json> = latest.values().map(to_json).collect();
+    let mut metrics: Vec<Json> = latest.values().map(to_json).collect();
 
-    json!({
+    // The byte bound: measure each item once, then leave out the oldest
+    // traces, the oldest uncorrelated logs and the last metrics until the
+    // rest fits (with room for the envelope and `stats`).
+    let size = |v: &Json| serde_json::to_vec(v).map_or(0, |b| b.len() + 1);
+    let budget = max_bytes.saturating_sub(16 * 1024);
+    let mut sizes: Vec<Vec<usize>> = [&traces, &uncorrelated, &metrics]
+        .iter()
+        .map(|list| list.iter().map(size).collect())
+        .collect();
+    let mut total: usize = sizes.iter().flatten().sum();
+    let mut omitted = [0usize; 3];
+    for (i, list) in [&mut traces, &mut uncorrelated, &mut metrics]
+        .into_iter()
+        .enumerate()
+    {
+        while total > budget {
+            // Traces are most recent first, uncorrelated logs oldest first.
+            let at = match i {
+                1 => 0,
+                _ => list.len().saturating_sub(1),
+            };
+            if list.is_empty() {
+                break;
+            }
+            list.remove(at);
+            total -= sizes[i].remove(at);
+            omitted[i] += 1;
+        }
+    }
+
+    let mut out = json!({
         "traces": traces,
         "uncorrelated_logs": uncorrelated,
         "metrics": metrics,
-    })
+    });
+    if omitted.iter().any(|&n| n > 0)
+        && let Json::Object(map) = &mut out
+    {
+        map.insert(
+            "truncated".to_owned(),
+            json!({
+                "traces_omitted": omitted[0],
+                "uncorrelated_logs_omitted": omitted[1],
+                "metrics_omitted": omitted[2],
+                "max_bytes": max_bytes,
+            }),
+        );
+    }
+    out
 }
 
 /// Builds the full snapshot, `stats` included.
@@ -97,8 +211,9 @@ pub(crate) fn snapshot(
     metrics: &[ReceivedMetric],
     stats: &ReceiverStats,
     max_traces: usize,
+    totals: &Totals,
 ) -> Json {
-    let mut v = snapshot_from(spans, logs, metrics, max_traces);
+    let mut v = build(spans, logs, metrics, max_traces, totals, MAX_SNAPSHOT_BYTES);
     if let Json::Object(map) = &mut v {
         map.insert("stats".to_owned(), to_json(stats));
     }

@@ -270,6 +270,10 @@ pub(crate) struct Shared {
     pub(crate) behavior: watch::Sender<Behavior>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) size_limit: crate::size_limit::SizeLimit,
+    /// Largest request body accepted, compressed or after decompression.
+    pub(crate) max_body_bytes: usize,
+    /// Whether clients other than loopback ones are served.
+    pub(crate) allow_remote: bool,
 }
 
 impl Shared {
@@ -295,6 +299,8 @@ impl Shared {
             behavior: watch::Sender::new(Behavior::Accept),
             shutdown: watch::Sender::new(false),
             size_limit: Default::default(),
+            max_body_bytes: crate::access::DEFAULT_MAX_BODY_BYTES,
+            allow_remote: false,
         }
     }
 

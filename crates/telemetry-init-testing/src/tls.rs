@@ -41,6 +41,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 /// Generating certificates or building a TLS configuration failed.
 #[derive(Debug, thiserror::Error)]
@@ -382,9 +383,20 @@ pub(crate) async fn serve<S, B>(
             a = listener.accept() => a,
             _ = shutdown.wait_for(|down| *down) => return,
         };
-        let Ok((tcp, _)) = accepted else { continue };
+        let Ok((tcp, peer)) = accepted else { continue };
         let acceptor = acceptor.clone();
-        let service = service.clone();
+        // The handlers' loopback check reads the peer where the plain
+        // servers put it: axum's `ConnectInfo`, tonic's `TcpConnectInfo`.
+        let service = service.clone().map_request(move |mut req: Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            req.extensions_mut()
+                .insert(tonic::transport::server::TcpConnectInfo {
+                    local_addr: None,
+                    remote_addr: Some(peer),
+                });
+            req
+        });
         tokio::spawn(async move {
             let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await

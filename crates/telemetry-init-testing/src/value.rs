@@ -178,30 +178,58 @@ impl Serialize for Value {
     }
 }
 
+/// Arrays and maps nested deeper than this are not walked: the level at the
+/// limit becomes [`TOO_DEEP`]. Decoders already refuse absurd depths
+/// (prost at 100, serde_json at 128); this keeps every later walk (storage
+/// accounting, snapshots, assertions) shallow whatever a client sends.
+pub const MAX_VALUE_DEPTH: usize = 16;
+
+/// What replaces a value nested deeper than [`MAX_VALUE_DEPTH`].
+pub const TOO_DEEP: &str = "[nested deeper than 16 levels]";
+
 impl From<&AnyValue> for Value {
     fn from(v: &AnyValue) -> Self {
-        match &v.value {
-            None => Value::Empty,
-            Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
-            Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-            Some(any_value::Value::IntValue(i)) => Value::Int(*i),
-            Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
-            Some(any_value::Value::ArrayValue(a)) => {
-                Value::Array(a.values.iter().map(Value::from).collect())
-            }
-            Some(any_value::Value::KvlistValue(kv)) => Value::Map(attributes_map(&kv.values)),
-            Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
-            // A string-table reference only meaningful inside profiles.
-            Some(any_value::Value::StringValueStrindex(_)) => Value::Empty,
+        convert(v, 0)
+    }
+}
+
+fn convert(v: &AnyValue, depth: usize) -> Value {
+    let nested = matches!(
+        &v.value,
+        Some(any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_))
+    );
+    if nested && depth >= MAX_VALUE_DEPTH {
+        return Value::String(TOO_DEEP.to_owned());
+    }
+    match &v.value {
+        None => Value::Empty,
+        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::IntValue(i)) => Value::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(|v| convert(v, depth + 1)).collect())
         }
+        Some(any_value::Value::KvlistValue(kv)) => Value::Map(map_at(&kv.values, depth + 1)),
+        Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
+        // A string-table reference only meaningful inside profiles.
+        Some(any_value::Value::StringValueStrindex(_)) => Value::Empty,
     }
 }
 
 /// Converts OTLP key/values into a sorted map (a later duplicate key wins).
 pub(crate) fn attributes_map(kvs: &[KeyValue]) -> BTreeMap<String, Value> {
+    map_at(kvs, 0)
+}
+
+fn map_at(kvs: &[KeyValue], depth: usize) -> BTreeMap<String, Value> {
     kvs.iter()
         .map(|kv| {
-            let value = kv.value.as_ref().map(Value::from).unwrap_or(Value::Empty);
+            let value = kv
+                .value
+                .as_ref()
+                .map(|v| convert(v, depth))
+                .unwrap_or(Value::Empty);
             (kv.key.clone(), value)
         })
         .collect()
@@ -255,5 +283,26 @@ mod tests {
         assert_eq!(optional_id(&[0; 8]), None);
         assert_eq!(optional_id(&[]), None);
         assert_eq!(optional_id(&[0, 1]).as_deref(), Some("0001"));
+    }
+
+    #[test]
+    fn nesting_is_cut_at_a_fixed_depth() {
+        use opentelemetry_proto::tonic::common::v1::ArrayValue;
+        let mut v = AnyValue {
+            value: Some(any_value::Value::StringValue("leaf".into())),
+        };
+        for _ in 0..90 {
+            v = AnyValue {
+                value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![v] })),
+            };
+        }
+        let mut converted = Value::from(&v);
+        let mut depth = 0;
+        while let Value::Array(mut items) = converted {
+            depth += 1;
+            converted = items.remove(0);
+        }
+        assert_eq!(depth, MAX_VALUE_DEPTH);
+        assert_eq!(converted, Value::String(TOO_DEEP.to_owned()));
     }
 }

@@ -92,6 +92,8 @@ pub mod redact;
 mod resource;
 mod span_events;
 pub mod telemetry;
+#[cfg(feature = "axum")]
+pub mod shutdown;
 
 use std::sync::Arc;
 

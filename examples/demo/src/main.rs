@@ -12,7 +12,12 @@
 //! it off): a browser UI at `DEMO_VIEWER_ADDR` (default
 //! <http://127.0.0.1:18888/>) over a SQLite store (`DEMO_VIEWER_DB`, default
 //! `./telemetry-init.db`). Setting the endpoint sends everything to a real
-//! collector instead.
+//! collector instead. `/debug/telemetry` answers loopback clients only,
+//! unless `DEMO_DEBUG_ALLOW_REMOTE=true`.
+//!
+//! On SIGTERM or Ctrl-C it stops accepting, gives in-flight requests
+//! `TELEMETRY_DRAIN_TIMEOUT` (default 10 s), closes what is left, then
+//! flushes telemetry within `TELEMETRY_SHUTDOWN_TIMEOUT` (default 5 s).
 
 mod routes;
 mod tee;
@@ -62,6 +67,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("invalid LISTEN_ADDR: {e}"))?;
 
     let embedded = env_flag("DEMO_EMBEDDED_RECEIVER", true)? && !endpoint_configured();
+    let debug_allow_remote = env_flag("DEMO_DEBUG_ALLOW_REMOTE", false)?;
+    let drain = telemetry_init::shutdown::drain_timeout()?;
     let receiver = if embedded {
         Some(OtlpReceiver::start().await?)
     } else {
@@ -110,6 +117,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .build()?,
         downstream,
         receiver: receiver.as_ref().map(OtlpReceiver::handle),
+        debug_allow_remote,
     };
     let app = routes::router(state).merge(telemetry.handle().metrics_router());
 
@@ -123,14 +131,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ui) = &viewer_ui {
         eprintln!("demo: listening on http://{local} · telemetry UI at {ui}");
     }
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let drained =
+        telemetry_init::shutdown::serve_with_drain(listener, app, shutdown_signal(), drain).await?;
+    tracing::info!(
+        open_at_signal = drained.open_at_signal,
+        closed_at_deadline = drained.closed_at_deadline,
+        drain_ms = drained.elapsed.as_millis() as u64,
+        "server stopped"
+    );
 
-    let report = telemetry.shutdown(Duration::from_secs(5)).await;
+    let flush_timeout = telemetry.handle().config().shutdown_timeout;
+    let report = telemetry.shutdown(flush_timeout).await;
     if let Some((v, tee, slo_file)) = viewer {
         tee.shutdown().await;
         v.shutdown().await;
@@ -199,24 +210,7 @@ async fn start_viewer(
 }
 
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    telemetry_init::shutdown::signal().await;
     tracing::info!("shutdown signal received");
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
@@ -16,6 +16,8 @@ pub(crate) struct AppState {
     pub(crate) client: reqwest::Client,
     pub(crate) downstream: String,
     pub(crate) receiver: crate::Receiver,
+    /// `DEMO_DEBUG_ALLOW_REMOTE`: serve `/debug/telemetry` to non-loopback clients.
+    pub(crate) debug_allow_remote: bool,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -91,7 +93,23 @@ async fn chain(
     }
 }
 
-async fn debug_telemetry(State(state): State<AppState>) -> impl IntoResponse {
+async fn debug_telemetry(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
+) -> impl IntoResponse {
+    // Everything every client sent (addresses, user agents, paths, log
+    // fields) is in there: loopback only unless explicitly opened. Without a
+    // known peer there is nothing to check, so nothing is shown.
+    let allowed = peer.is_some_and(|Extension(ConnectInfo(p))| {
+        telemetry_init_testing::access::peer_allowed(p.ip(), state.debug_allow_remote)
+    });
+    if !allowed {
+        return (
+            StatusCode::FORBIDDEN,
+            "/debug/telemetry answers loopback clients only (set DEMO_DEBUG_ALLOW_REMOTE=true to open it)\n",
+        )
+            .into_response();
+    }
     match &state.receiver {
         Some(r) => Json(r.snapshot_json_with_limit(50)).into_response(),
         None => (

@@ -155,3 +155,60 @@ async fn one_trace_across_two_services() {
     }
     receiver.shutdown().await;
 }
+
+/// The edge setting through the environment, install() and the demo's
+/// layer: with `TELEMETRY_TRUST_INCOMING_CONTEXT=false` the caller's trace
+/// is not continued (a new root, the caller's context as a link), and its
+/// tracestate and baggage are not read or forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_service_starts_its_own_trace() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = receiver.grpc_endpoint();
+    let mut b = Demo::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_SERVICE_NAME", "demo-b"),
+    ]);
+    let downstream = b.url("/hello");
+    let mut edge = Demo::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_SERVICE_NAME", "edge"),
+        ("DOWNSTREAM_URL", &downstream),
+        ("TELEMETRY_TRUST_INCOMING_CONTEXT", "false"),
+    ]);
+    let res = reqwest::Client::new()
+        .get(edge.url("/chain"))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .header("tracestate", TRACESTATE)
+        .header("baggage", "tenant=acme")
+        .header("x-request-id", REQUEST_ID)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for demo in [&mut edge, &mut b] {
+        let (code, _) = demo.terminate(Duration::from_secs(10));
+        assert_eq!(code, 0, "stderr: {:?}", demo.stderr());
+    }
+
+    let spans = receiver.handle().spans();
+    let server = the(&spans, "edge", SpanKind::Server, &spans);
+    assert_ne!(server.trace_id, TRACE_ID, "a new trace: {server:#?}");
+    assert_eq!(server.parent_span_id, None, "a root span: {server:#?}");
+    assert_eq!(server.trace_state, "", "the caller's tracestate is not kept");
+    assert_eq!(server.links.len(), 1, "{server:#?}");
+    assert_eq!(server.links[0].trace_id, TRACE_ID);
+    assert_eq!(server.links[0].span_id, CALLER_SPAN);
+    // Downstream continues the edge's trace, without the caller's state.
+    let b_server = the(&spans, "demo-b", SpanKind::Server, &spans);
+    assert_eq!(b_server.trace_id, server.trace_id);
+    assert_eq!(b_server.trace_state, "");
+    let hello = b
+        .json_lines()
+        .into_iter()
+        .find(|l| l["message"] == "saying hello")
+        .expect("B's handler line");
+    assert!(
+        hello.get("tenant").is_none(),
+        "the caller's baggage stops at the edge: {hello}"
+    );
+}
