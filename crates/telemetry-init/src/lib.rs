@@ -90,10 +90,10 @@ mod metrics_export;
 mod pipeline;
 pub mod redact;
 mod resource;
-mod span_events;
-pub mod telemetry;
 #[cfg(feature = "axum")]
 pub mod shutdown;
+mod span_events;
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -194,7 +194,10 @@ async fn an_edge_service_starts_its_own_trace() {
     let server = the(&spans, "edge", SpanKind::Server, &spans);
     assert_ne!(server.trace_id, TRACE_ID, "a new trace: {server:#?}");
     assert_eq!(server.parent_span_id, None, "a root span: {server:#?}");
-    assert_eq!(server.trace_state, "", "the caller's tracestate is not kept");
+    assert_eq!(
+        server.trace_state, "",
+        "the caller's tracestate is not kept"
+    );
     assert_eq!(server.links.len(), 1, "{server:#?}");
     assert_eq!(server.links[0].trace_id, TRACE_ID);
     assert_eq!(server.links[0].span_id, CALLER_SPAN);
