@@ -73,6 +73,9 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
         metrics_config =
             metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);
     }
+    if config.exemplar_filter == crate::config::ExemplarFilter::AlwaysOff {
+        metrics_config = metrics_config.trace_context(None);
+    }
     if let Some(mp) = &meter_provider {
         use opentelemetry::metrics::MeterProvider as _;
         metrics_config = metrics_config.otel_meter(mp.meter("telemetry-init"));

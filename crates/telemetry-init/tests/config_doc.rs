@@ -114,6 +114,7 @@ fn fingerprint(r: &Result<Config, telemetry_init::Error>) -> String {
                 &c.propagators,
                 (c.span_batch, c.log_batch, c.span_limits, c.log_limits),
                 c.metric_export_interval,
+                c.exemplar_filter,
             )
         ),
     }
@@ -182,6 +183,7 @@ fn sample(name: &str, pki: &telemetry_init_testing::PkiFiles) -> Vec<(String, St
         "OTEL_TRACES_SAMPLER" => one("always_off"),
         "OTEL_TRACES_SAMPLER_ARG" => one("0.25"),
         "OTEL_METRIC_EXPORT_INTERVAL" => one("1234"),
+        "OTEL_METRICS_EXEMPLAR_FILTER" => one("always_off"),
         n if n.ends_with("_EXPORTER") => one("console"),
         n if n.ends_with("_LIMIT") => one("7"),
         n if n.ends_with("_MAX_QUEUE_SIZE") => one("7"),

@@ -57,6 +57,9 @@ fn child(protocol: &str) {
     vars.insert("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into());
     vars.insert("OTEL_METRIC_EXPORT_INTERVAL", "200".into());
     vars.insert("OTEL_LOGS_EXPORTER", "none".into());
+    if let Ok(filter) = std::env::var("EXEMPLAR_FILTER") {
+        vars.insert("OTEL_METRICS_EXEMPLAR_FILTER", filter);
+    }
     let fast = BatchSettings {
         max_queue_size: 256,
         max_export_batch_size: 64,
@@ -101,6 +104,17 @@ fn child(protocol: &str) {
             .find(|s| s.trace_id == SAMPLED_TRACE && s.kind == SpanKind::Server)
             .expect("server span");
 
+        if std::env::var("EXEMPLAR_FILTER").as_deref() == Ok("always_off") {
+            // Pushes of the request's histogram arrive, without exemplars.
+            receiver
+                .wait_for_stats("three pushes of the duration", Duration::from_secs(10), |_| {
+                    receiver.metrics().iter().filter(|m| m.name == METRIC).count() >= 3
+                })
+                .await
+                .expect("pushes");
+            println!("RESULT_OFF exemplars={}", exemplars(&receiver.metrics()).len());
+            return;
+        }
         // Wait for the exemplar, then for two more pushes, which must not
         // repeat it.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -168,16 +182,23 @@ fn child_entry() {
     }
 }
 
+fn child_output(protocol: &str, filter: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env("EXEMPLAR_CASE", protocol)
+        .env_remove("EXEMPLAR_FILTER")
+        .env_remove("RUST_LOG");
+    if let Some(f) = filter {
+        cmd.env("EXEMPLAR_FILTER", f);
+    }
+    cmd.output().expect("spawn child")
+}
+
 fn run(protocol: &str) {
     if std::env::var("EXEMPLAR_CASE").is_ok() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env("EXEMPLAR_CASE", protocol)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("spawn child");
+    let out = child_output(protocol, None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let ctx = format!("{protocol}:\n{stdout}\n{stderr}");
@@ -217,4 +238,18 @@ fn http_protobuf() {
 #[test]
 fn http_json() {
     run("http/json");
+}
+
+/// `OTEL_METRICS_EXEMPLAR_FILTER=always_off`: the same sampled request, and
+/// pushes without any exemplar.
+#[test]
+fn exemplar_filter_always_off() {
+    if std::env::var("EXEMPLAR_CASE").is_ok() {
+        return;
+    }
+    let out = child_output("grpc", Some("always_off"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ctx = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child failed: {ctx}");
+    assert!(stdout.contains("RESULT_OFF exemplars=0\n"), "{ctx}");
 }

@@ -198,6 +198,9 @@ pub struct Config {
     /// Bucket boundaries (seconds) of the request-duration histograms, when
     /// not the OpenTelemetry HTTP advice.
     pub duration_buckets: Option<Vec<f64>>,
+    /// `OTEL_METRICS_EXEMPLAR_FILTER`: which histogram measurements keep an
+    /// exemplar.
+    pub exemplar_filter: ExemplarFilter,
     /// Whether stdout gets JSON lines (`TELEMETRY_LOG_FORMAT=json`, the default)
     /// or human-readable text (`text`).
     pub log_format: LogFormat,
@@ -228,6 +231,29 @@ impl Config {
             }
         })
     }
+}
+
+/// Which histogram measurements keep an exemplar
+/// (`OTEL_METRICS_EXEMPLAR_FILTER`).
+///
+/// ```
+/// use telemetry_init::config::ExemplarFilter;
+///
+/// let config = telemetry_init::builder()
+///     .env_lookup(|k| (k == "OTEL_METRICS_EXEMPLAR_FILTER").then(|| "always_off".into()))
+///     .resolve()
+///     .unwrap();
+/// assert_eq!(config.exemplar_filter, ExemplarFilter::AlwaysOff);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ExemplarFilter {
+    /// `trace_based` (the default): measurements recorded inside a sampled
+    /// span, with its trace and span id, on the scrape and the OTLP push.
+    #[default]
+    TraceBased,
+    /// `always_off`: no exemplars, and no trace lookup on the request path.
+    AlwaysOff,
 }
 
 /// The stdout log line format.
@@ -811,6 +837,32 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         None => b.log_format.unwrap_or(LogFormat::Json),
     };
 
+    let exemplar_filter = match env.get("OTEL_METRICS_EXEMPLAR_FILTER") {
+        None => ExemplarFilter::TraceBased,
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "trace_based" => ExemplarFilter::TraceBased,
+            "always_off" => ExemplarFilter::AlwaysOff,
+            // An exemplar outside a sampled trace links to nothing the
+            // tracing backend has; refused rather than silently narrowed.
+            "always_on" => {
+                return Err(Error::invalid_env(
+                    "OTEL_METRICS_EXEMPLAR_FILTER",
+                    &v,
+                    "unsupported (exemplars come from sampled spans only)",
+                    "trace_based, always_off",
+                ));
+            }
+            _ => {
+                return Err(Error::invalid_env(
+                    "OTEL_METRICS_EXEMPLAR_FILTER",
+                    &v,
+                    "unknown filter",
+                    "trace_based, always_off",
+                ));
+            }
+        },
+    };
+
     let trust_incoming_context = env
         .bool("TELEMETRY_TRUST_INCOMING_CONTEXT")?
         .or(b.trust_incoming_context)
@@ -866,6 +918,7 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         prometheus_addr,
         shutdown_timeout,
         log_format,
+        exemplar_filter,
         slo_latency_thresholds: b.slo_latency_thresholds.clone(),
         duration_buckets: b.duration_buckets.clone(),
         redaction,

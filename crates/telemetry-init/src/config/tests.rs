@@ -574,3 +574,25 @@ fn span_events_level() {
     assert!(e.contains("\"loud\""), "{e}");
     assert!(e.contains("off, error, warn, info, debug, trace"), "{e}");
 }
+
+#[test]
+fn exemplar_filter() {
+    assert_eq!(
+        resolve_with(&[]).unwrap().exemplar_filter,
+        ExemplarFilter::TraceBased
+    );
+    for (value, filter) in [
+        ("trace_based", ExemplarFilter::TraceBased),
+        ("ALWAYS_OFF", ExemplarFilter::AlwaysOff),
+    ] {
+        let c = resolve_with(&[("OTEL_METRICS_EXEMPLAR_FILTER", value)]).unwrap();
+        assert_eq!(c.exemplar_filter, filter, "{value}");
+    }
+    let e = err_text(&[("OTEL_METRICS_EXEMPLAR_FILTER", "always_on")]);
+    assert!(
+        e.contains("OTEL_METRICS_EXEMPLAR_FILTER") && e.contains("sampled spans only"),
+        "{e}"
+    );
+    let e = err_text(&[("OTEL_METRICS_EXEMPLAR_FILTER", "sometimes")]);
+    assert!(e.contains("trace_based, always_off"), "{e}");
+}
