@@ -74,6 +74,11 @@
 //! run on the test's thread; `spawn_blocking` and multi-thread runtime
 //! workers are outside the scope.
 //!
+//! Make the server and client layers inside the scope, one set per
+//! telemetry: a layer registers its request metrics (per route and method)
+//! with the recorder that is current when it first sees that route, and
+//! keeps those handles.
+//!
 //! ```
 //! # fn main() -> Result<(), telemetry_init::Error> {
 //! let telemetry = telemetry_init::builder()
