@@ -23,9 +23,8 @@
 use std::net::IpAddr;
 
 /// Default of [`ReceiverBuilder::max_body_bytes`](crate::ReceiverBuilder::max_body_bytes):
-/// 16 MiB, four times the 4 MiB request limit of the OpenTelemetry
-/// Collector and Alloy that exporters are configured to stay under.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// [`codec::MAX_MESSAGE_BYTES`](crate::codec::MAX_MESSAGE_BYTES), 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = crate::codec::MAX_MESSAGE_BYTES;
 
 /// The answer to a refused non-loopback client.
 pub const REMOTE_REFUSED: &str =

@@ -24,8 +24,12 @@ use serde::de::DeserializeOwned;
 use crate::model::{Signal, Transport};
 
 /// Largest accepted request body, compressed or decompressed, on every
-/// transport (gRPC messages included).
-pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+/// transport (gRPC messages included), for servers built on this codec (the
+/// viewer, the demo's relay): 16 MiB, four times the 4 MiB request limit of
+/// the OpenTelemetry Collector and Alloy that exporters stay under, so a
+/// gzip bomb costs at most this much memory. The receiver's default
+/// ([`DEFAULT_MAX_BODY_BYTES`](crate::access::DEFAULT_MAX_BODY_BYTES)).
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The body encoding of an OTLP/HTTP request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,8 @@
 //! .await?;
 //! tracing::info!(%report, "server stopped");
 //! // Then flush telemetry within its own deadline (TELEMETRY_SHUTDOWN_TIMEOUT).
-//! let flushed = telemetry.shutdown(telemetry.handle().config().shutdown_timeout).await;
+//! let flush_timeout = telemetry.handle().config().shutdown_timeout;
+//! let flushed = telemetry.shutdown(flush_timeout).await;
 //! # let _ = flushed;
 //! # Ok(()) }
 //! ```

@@ -36,8 +36,9 @@ use tokio::sync::oneshot;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 
-/// Largest export accepted and forwarded (the receivers' own limit is higher).
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+// Largest export accepted and forwarded: the receiver's and the viewer's
+// own limit (16 MiB, compressed or not).
+use telemetry_init_testing::codec::MAX_MESSAGE_BYTES;
 
 #[derive(Clone)]
 struct Targets(Vec<Channel>);
