@@ -13,7 +13,7 @@ use clap::Args;
 
 /// Arguments of `telemetry-init dev`.
 #[derive(Debug, Args)]
-pub struct DevArgs {
+pub(crate) struct DevArgs {
     /// The database file (created if missing; kept across restarts).
     #[arg(long, value_name = "PATH", default_value = "telemetry-init.db")]
     db: PathBuf,
@@ -58,7 +58,7 @@ fn default_slo_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs the viewer until a shutdown signal; `Err` (exit 2) if it cannot start.
-pub fn run(args: &DevArgs) -> Result<ExitCode, String> {
+pub(crate) fn run(args: &DevArgs) -> Result<ExitCode, String> {
     let slo_files = if args.slo.is_empty() {
         default_slo_files(Path::new("."))
     } else {

@@ -28,7 +28,7 @@ const MAX_TEXT: usize = 300;
 
 /// Arguments of `telemetry-init query`.
 #[derive(Debug, Args)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// The viewer's UI/query address (as printed by `telemetry-init dev`).
     #[arg(long, global = true, env = "TELEMETRY_INIT_VIEWER_URL", default_value = DEFAULT_URL)]
     url: String,
@@ -124,7 +124,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs the subcommand: exit 0 with an answer, 1 when the trace is unknown;
 /// `Err` (exit 2) when the viewer cannot be asked.
-pub fn run(args: &QueryArgs) -> Result<ExitCode, String> {
+pub(crate) fn run(args: &QueryArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

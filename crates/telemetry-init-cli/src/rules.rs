@@ -8,7 +8,7 @@ use telemetry_init_slo::{SloSpec, generate};
 
 /// Arguments of `telemetry-init rules`.
 #[derive(Debug, Args)]
-pub struct RulesArgs {
+pub(crate) struct RulesArgs {
     /// The SLO spec (YAML).
     #[arg(long, value_name = "FILE")]
     spec: PathBuf,
@@ -22,7 +22,7 @@ pub struct RulesArgs {
 }
 
 /// Renders the rule file for `spec_path`, with a header naming its source.
-pub fn render(spec_path: &Path) -> Result<String, String> {
+pub(crate) fn render(spec_path: &Path) -> Result<String, String> {
     let spec = SloSpec::from_path(spec_path).map_err(|e| e.to_string())?;
     let yaml = generate(&spec).to_yaml().map_err(|e| e.to_string())?;
     let source = spec_path.display().to_string().replace('\\', "/");
@@ -35,7 +35,7 @@ pub fn render(spec_path: &Path) -> Result<String, String> {
 }
 
 /// Runs the subcommand.
-pub fn run(args: &RulesArgs) -> Result<ExitCode, String> {
+pub(crate) fn run(args: &RulesArgs) -> Result<ExitCode, String> {
     let rendered = render(&args.spec)?;
     match (&args.out, args.check) {
         (None, _) => {

@@ -113,6 +113,7 @@ impl MetricsConfig {
     /// Replaces the default histogram bucket boundaries (upper bounds, in the
     /// metric's unit, normally seconds). They are sorted and de-duplicated;
     /// non-finite values are rejected by [`MetricsConfig::validate`].
+    #[must_use]
     pub fn default_buckets(mut self, bounds: Vec<f64>) -> Self {
         self.default_buckets = bounds;
         self
@@ -120,6 +121,7 @@ impl MetricsConfig {
 
     /// Replaces the boundaries used for histograms whose unit is known and is
     /// not seconds (default [`DEFAULT_BUCKETS_OTHER_UNITS`]).
+    #[must_use]
     pub fn default_buckets_other_units(mut self, bounds: Vec<f64>) -> Self {
         self.other_unit_buckets = bounds;
         self
@@ -127,6 +129,7 @@ impl MetricsConfig {
 
     /// Uses `bounds` for every histogram whose name starts with `prefix`.
     /// The longest matching prefix wins; an exact name is a prefix too.
+    #[must_use]
     pub fn buckets_for_prefix(mut self, prefix: impl Into<String>, bounds: Vec<f64>) -> Self {
         self.prefix_buckets.push((prefix.into(), bounds));
         self
@@ -135,6 +138,7 @@ impl MetricsConfig {
     /// Adds an SLO latency threshold (seconds) as an extra bucket boundary to
     /// every histogram whose name starts with `prefix`, so that
     /// `…_bucket{le="<threshold>"}` exists and good/total ratios are exact.
+    #[must_use]
     pub fn slo_threshold(mut self, prefix: impl Into<String>, threshold_seconds: f64) -> Self {
         self.slo_thresholds.push((prefix.into(), threshold_seconds));
         self
@@ -143,6 +147,7 @@ impl MetricsConfig {
     /// Sets the default hard limit of distinct label sets per metric name
     /// (minimum 1). Label sets beyond it are folded into one overflow series
     /// labelled `otel_metric_overflow="true"`.
+    #[must_use]
     pub fn cardinality_limit(mut self, limit: usize) -> Self {
         self.cardinality_limit = limit.max(1);
         self
@@ -150,6 +155,7 @@ impl MetricsConfig {
 
     /// Sets a specific cardinality limit for metrics whose name starts with
     /// `prefix` (longest prefix wins).
+    #[must_use]
     pub fn cardinality_limit_for(mut self, prefix: impl Into<String>, limit: usize) -> Self {
         self.prefix_limits.push((prefix.into(), limit.max(1)));
         self
@@ -173,6 +179,7 @@ impl MetricsConfig {
     /// assert!(text.contains(&format!("path=\"{}\"", "/".repeat(16))));
     /// assert!(!text.contains(&"/".repeat(17)));
     /// ```
+    #[must_use]
     pub fn label_length_limit(mut self, bytes: usize) -> Self {
         self.label_length_limit = bytes.max(8);
         self
@@ -181,6 +188,7 @@ impl MetricsConfig {
     /// Adds a label (OpenTelemetry attribute name, e.g. `service.name`) to
     /// every series, in both the exposition and the OTLP mirror. A label of
     /// the same key recorded by the caller takes precedence.
+    #[must_use]
     pub fn constant_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.constant_labels.push((key.into(), value.into()));
         self
@@ -189,6 +197,7 @@ impl MetricsConfig {
     /// Sets the OpenTelemetry (UCUM) unit of a metric, e.g. `"{request}"`,
     /// `"By"` or `"s"`. This overrides the built-in catalogue; a unit given
     /// via `metrics::describe_*!` overrides both.
+    #[must_use]
     pub fn unit(
         mut self,
         metric_name: impl Into<String>,
@@ -201,6 +210,7 @@ impl MetricsConfig {
     /// Sets the hook that returns the sampled trace context of the current
     /// call site, used for histogram exemplars. `None` disables exemplars.
     /// The default is [`current_trace_context`].
+    #[must_use]
     pub fn trace_context(mut self, hook: Option<TraceContextFn>) -> Self {
         self.trace_context = hook;
         self
@@ -208,6 +218,7 @@ impl MetricsConfig {
 
     /// Mirrors every metric to OpenTelemetry instruments created from
     /// `meter` (see the crate docs, "OTLP bridge").
+    #[must_use]
     pub fn otel_meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self

@@ -119,6 +119,7 @@
 //! does, on every transport. The request path pays nothing more than for
 //! the OpenMetrics exemplars: the same slot write.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod config;
 mod health;

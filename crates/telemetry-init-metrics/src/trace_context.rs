@@ -57,6 +57,10 @@ pub fn current_trace_context() -> Option<(TraceId, SpanId)> {
 
 /// `Some(answer)` when the active OpenTelemetry context holds a valid span.
 #[inline]
+#[allow(
+    clippy::option_option,
+    reason = "three answers: no OpenTelemetry span, a span that is (not) sampled"
+)]
 fn active_otel_span() -> Option<Option<(TraceId, SpanId)>> {
     opentelemetry::Context::map_current(|cx| {
         if cx.has_active_span() {

@@ -1,6 +1,9 @@
 //! The global install path (its own test binary: the global recorder can be
 //! set once per process).
 
+// `std::env::set_var` is `unsafe` since edition 2024.
+#![allow(unsafe_code)]
+
 use telemetry_init_metrics::{MetricsConfig, MetricsError, install_recorder};
 
 #[test]

@@ -2,6 +2,9 @@
 //! many new label values arrive (live heap bytes measured with a counting
 //! global allocator; its own test binary).
 
+// A global allocator cannot be written without `unsafe`.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 

@@ -199,7 +199,7 @@ proptest! {
         let mut seen = HashSet::new();
         let header = keys
             .iter()
-            .filter(|k| seen.insert(k.to_string()))
+            .filter(|k| seen.insert((*k).clone()))
             .map(|k| format!("{k}={value}"))
             .collect::<Vec<_>>()
             .join(",");
@@ -231,7 +231,7 @@ proptest! {
     #[test]
     fn tracestate_like_strings(s in "[a-z0-9@=, \t_*/-]{0,120}") {
         if let Ok(Some(ts)) = Tracestate::parse(&s) {
-            prop_assert_eq!(Tracestate::parse(ts.as_str()), Ok(Some(ts.clone())));
+            prop_assert_eq!(Tracestate::parse(ts.as_str()), Ok(Some(ts)));
         }
     }
 

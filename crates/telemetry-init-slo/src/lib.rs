@@ -36,6 +36,7 @@
 //! # Ok::<(), telemetry_init_slo::SloError>(())
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod rules;
 mod spec;

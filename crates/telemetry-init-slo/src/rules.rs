@@ -225,7 +225,7 @@ pub fn generate(spec: &SloSpec) -> RuleFile {
 
 /// Formats a number for PromQL and prose: at most 12 decimals, no trailing zeros.
 pub fn fmt_num(x: f64) -> String {
-    let s = format!("{:.12}", x);
+    let s = format!("{x:.12}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
         "0".to_owned()

@@ -438,18 +438,16 @@ impl ReceivedMetric {
     }
 }
 
-fn resource_map(r: &Option<Resource>) -> BTreeMap<String, Value> {
-    r.as_ref()
-        .map(|r| attributes_map(&r.attributes))
-        .unwrap_or_default()
+fn resource_map(r: Option<&Resource>) -> BTreeMap<String, Value> {
+    r.map(|r| attributes_map(&r.attributes)).unwrap_or_default()
 }
 
-fn scope_name(s: &Option<InstrumentationScope>) -> String {
-    s.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+fn scope_name(s: Option<&InstrumentationScope>) -> String {
+    s.map(|s| s.name.clone()).unwrap_or_default()
 }
 
-fn resource_len(r: &Option<Resource>) -> usize {
-    r.as_ref().map(Message::encoded_len).unwrap_or(0)
+fn resource_len(r: Option<&Resource>) -> usize {
+    r.map(Message::encoded_len).unwrap_or(0)
 }
 
 /// Converts a trace request; each span comes with its decoded proto size
@@ -460,10 +458,10 @@ pub(crate) fn spans_from(
 ) -> Vec<(ReceivedSpan, usize)> {
     let mut out = Vec::new();
     for rs in &req.resource_spans {
-        let resource = resource_map(&rs.resource);
-        let rlen = resource_len(&rs.resource);
+        let resource = resource_map(rs.resource.as_ref());
+        let rlen = resource_len(rs.resource.as_ref());
         for ss in &rs.scope_spans {
-            let scope = scope_name(&ss.scope);
+            let scope = scope_name(ss.scope.as_ref());
             for s in &ss.spans {
                 let (status_code, status_message) = match &s.status {
                     Some(st) => (
@@ -524,10 +522,10 @@ pub(crate) fn logs_from(
 ) -> Vec<(ReceivedLog, usize)> {
     let mut out = Vec::new();
     for rl in &req.resource_logs {
-        let resource = resource_map(&rl.resource);
-        let rlen = resource_len(&rl.resource);
+        let resource = resource_map(rl.resource.as_ref());
+        let rlen = resource_len(rl.resource.as_ref());
         for sl in &rl.scope_logs {
-            let scope = scope_name(&sl.scope);
+            let scope = scope_name(sl.scope.as_ref());
             for r in &sl.log_records {
                 let log = ReceivedLog {
                     trace_id: optional_id(&r.trace_id),
@@ -678,10 +676,10 @@ pub(crate) fn metrics_from(
 ) -> Vec<(ReceivedMetric, usize)> {
     let mut out = Vec::new();
     for rm in &req.resource_metrics {
-        let resource = resource_map(&rm.resource);
-        let rlen = resource_len(&rm.resource);
+        let resource = resource_map(rm.resource.as_ref());
+        let rlen = resource_len(rm.resource.as_ref());
         for sm in &rm.scope_metrics {
-            let scope = scope_name(&sm.scope);
+            let scope = scope_name(sm.scope.as_ref());
             for m in &sm.metrics {
                 let (kind, points) = convert_metric(m);
                 let metric = ReceivedMetric {

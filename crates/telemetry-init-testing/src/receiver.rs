@@ -114,12 +114,14 @@ impl Default for ReceiverBuilder {
 
 impl ReceiverBuilder {
     /// Address of the gRPC listener (default `127.0.0.1:0`, an ephemeral port).
+    #[must_use]
     pub fn grpc_addr(mut self, addr: SocketAddr) -> Self {
         self.grpc_addr = addr;
         self
     }
 
     /// Address of the HTTP listener (default `127.0.0.1:0`, an ephemeral port).
+    #[must_use]
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = addr;
         self
@@ -128,6 +130,7 @@ impl ReceiverBuilder {
     /// Memory budget in bytes of decoded protobuf (default 256 MiB). When
     /// stored telemetry exceeds it, the oldest items (of any signal) are
     /// evicted and counted in [`ReceiverStats`].
+    #[must_use]
     pub fn memory_budget_bytes(mut self, bytes: usize) -> Self {
         self.memory_budget_bytes = bytes;
         self
@@ -135,6 +138,7 @@ impl ReceiverBuilder {
 
     /// Serves both listeners over TLS (see [`crate::tls`]): the endpoints
     /// become `https://`, and a client certificate may be required.
+    #[must_use]
     pub fn tls(mut self, tls: ReceiverTls) -> Self {
         self.tls = Some(tls);
         self
@@ -154,6 +158,7 @@ impl ReceiverBuilder {
     ///     .unwrap();
     /// assert_eq!(receiver.unauthenticated_requests(), 0);
     /// ```
+    #[must_use]
     pub fn require_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.required_headers.push((name.into(), value.into()));
         self
@@ -171,6 +176,7 @@ impl ReceiverBuilder {
     ///     .unwrap();
     /// assert_eq!(receiver.handle().too_large_requests(), 0);
     /// ```
+    #[must_use]
     pub fn max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = Some(bytes);
         self

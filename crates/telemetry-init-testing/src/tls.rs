@@ -107,12 +107,14 @@ impl PkiOptions {
     /// The DNS names and IP addresses the server certificate is valid for
     /// (default `localhost`, `127.0.0.1`, `::1`); other names make a
     /// wrong-host certificate.
+    #[must_use]
     pub fn server_names(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.server_names = names.into_iter().map(Into::into).collect();
         self
     }
 
     /// Makes the server certificate one that expired in 2000.
+    #[must_use]
     pub fn expired(mut self, expired: bool) -> Self {
         self.expired = expired;
         self
@@ -256,6 +258,7 @@ impl ReceiverTls {
     }
 
     /// Refuses handshakes without a client certificate signed by the CA.
+    #[must_use]
     pub fn require_client_cert(mut self, required: bool) -> Self {
         self.require_client_cert = required;
         self

@@ -520,7 +520,7 @@ fn main() {
 
     // 3. The viewer: the full load, timed until everything is committed.
     let st = store.clone();
-    let l = client_rt.block_on(load(grpc.clone(), total, spread_ns, async move {
+    let l = client_rt.block_on(load(grpc, total, spread_ns, async move {
         st.flush().await.unwrap();
     }));
     report("viewer (SQLite, committed)", &l);

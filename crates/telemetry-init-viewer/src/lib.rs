@@ -29,6 +29,7 @@
 //! show everything stored, and the ingest ports accept anything, with no
 //! authentication.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod ingest;
@@ -107,36 +108,42 @@ impl Default for ViewerBuilder {
 impl ViewerBuilder {
     /// The database file (default `./telemetry-init.db`); created if missing,
     /// reopened with its data otherwise.
+    #[must_use]
     pub fn db_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.store.db_path = path.into();
         self
     }
 
     /// Address of the UI and query API (default `127.0.0.1:18888`; port 0 picks one).
+    #[must_use]
     pub fn ui_addr(mut self, addr: SocketAddr) -> Self {
         self.ui_addr = addr;
         self
     }
 
     /// Address of the OTLP/gRPC listener (default `127.0.0.1:4317`).
+    #[must_use]
     pub fn grpc_addr(mut self, addr: SocketAddr) -> Self {
         self.grpc_addr = addr;
         self
     }
 
     /// Address of the OTLP/HTTP and raw event listener (default `127.0.0.1:4318`).
+    #[must_use]
     pub fn http_addr(mut self, addr: SocketAddr) -> Self {
         self.http_addr = addr;
         self
     }
 
     /// Binds every listener to an ephemeral loopback port (for tests and embedding).
+    #[must_use]
     pub fn ephemeral_ports(self) -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         self.ui_addr(any).grpc_addr(any).http_addr(any)
     }
 
     /// SLO spec files (`telemetry-init-slo` YAML) for `/api/slo`.
+    #[must_use]
     pub fn slo_files(mut self, files: Vec<PathBuf>) -> Self {
         self.slo_files = files;
         self
@@ -144,6 +151,7 @@ impl ViewerBuilder {
 
     /// Allows binding non-loopback addresses (default `false`). Whoever can
     /// reach them can read everything stored and write telemetry.
+    #[must_use]
     pub fn allow_remote(mut self, allow: bool) -> Self {
         self.allow_remote = allow;
         self
@@ -151,24 +159,28 @@ impl ViewerBuilder {
 
     /// Retention per signal (default: 7 days, 2 000 000 rows per signal,
     /// 1 000 000 events).
+    #[must_use]
     pub fn retention(mut self, retention: RetentionConfig) -> Self {
         self.store.retention = retention;
         self
     }
 
     /// How often retention runs (default 1 s).
+    #[must_use]
     pub fn retention_interval(mut self, every: Duration) -> Self {
         self.store.retention_interval = every;
         self
     }
 
     /// Most export requests waiting for the writer (default 4096).
+    #[must_use]
     pub fn queue_len(mut self, n: usize) -> Self {
         self.store.queue_len = n;
         self
     }
 
     /// Most encoded bytes waiting for the writer (default 64 MiB).
+    #[must_use]
     pub fn queue_bytes(mut self, n: usize) -> Self {
         self.store.queue_bytes = n;
         self
@@ -176,6 +188,7 @@ impl ViewerBuilder {
 
     /// Longest the writer folds queued requests into one transaction
     /// (default 100 ms): the most a crash loses beyond the queue.
+    #[must_use]
     pub fn batch_interval(mut self, d: Duration) -> Self {
         self.store.batch_interval = d;
         self
@@ -239,7 +252,7 @@ impl ViewerBuilder {
             .await;
         }));
         let app = api_router(ApiState::new(store.clone(), specs)).merge(ui::router());
-        let s = stopped(stop_rx.clone());
+        let s = stopped(stop_rx);
         tasks.push(tokio::spawn(async move {
             let _ = axum::serve(ui, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(s)

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// One span of a Tempo trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TempoSpan {
+pub(super) struct TempoSpan {
     /// Lowercase hex.
     pub trace_id: String,
     /// Lowercase hex.
@@ -23,7 +23,7 @@ pub struct TempoSpan {
 
 /// Decodes an OTLP/JSON id: hex (OTLP/JSON spec) or base64 (protobuf JSON
 /// mapping, what Tempo's API returns) of `bytes` bytes. Empty is `None`.
-pub fn decode_id(s: &str, bytes: usize) -> Option<String> {
+pub(super) fn decode_id(s: &str, bytes: usize) -> Option<String> {
     if s.is_empty() {
         return None;
     }
@@ -104,7 +104,7 @@ fn array<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
 /// `{"trace":{"resourceSpans":[…]}}` (`/api/v2/traces/{id}`) or a plain
 /// `{"resourceSpans":[…]}`; scopes as `scopeSpans` or the older
 /// `instrumentationLibrarySpans`.
-pub fn tempo_spans(body: &Value) -> Result<Vec<TempoSpan>, String> {
+pub(super) fn tempo_spans(body: &Value) -> Result<Vec<TempoSpan>, String> {
     const NOT_TEMPO: &str =
         "the answer has neither `batches` nor `trace.resourceSpans` (not a Tempo trace)";
     let batches: &[Value] = if let Some(trace) = body.get("trace") {
@@ -151,7 +151,7 @@ pub fn tempo_spans(body: &Value) -> Result<Vec<TempoSpan>, String> {
 }
 
 /// Cuts `s` to `max` characters (with an ellipsis).
-pub fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -200,7 +200,7 @@ fn query_result<'a>(
 
 /// One Loki log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LokiLine {
+pub(super) struct LokiLine {
     /// The stream's labels (with structured metadata merged in, as Loki
     /// returns them by default).
     pub labels: serde_json::Map<String, Value>,
@@ -209,7 +209,7 @@ pub struct LokiLine {
 }
 
 /// The lines of a Loki `query_range` answer (`resultType` `streams`).
-pub fn loki_lines(body: &Value) -> Result<Vec<LokiLine>, String> {
+pub(super) fn loki_lines(body: &Value) -> Result<Vec<LokiLine>, String> {
     let result = query_result(
         body,
         "Loki",
@@ -231,7 +231,7 @@ pub fn loki_lines(body: &Value) -> Result<Vec<LokiLine>, String> {
 
 /// One series of a Prometheus instant-vector answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(super) struct Sample {
     /// Series labels (including `__name__`).
     pub labels: serde_json::Map<String, Value>,
     /// The value (`NaN` if unreadable).
@@ -239,7 +239,7 @@ pub struct Sample {
 }
 
 /// The series of a Prometheus `/api/v1/query` answer (`vector`).
-pub fn prom_vector(body: &Value) -> Result<Vec<Sample>, String> {
+pub(super) fn prom_vector(body: &Value) -> Result<Vec<Sample>, String> {
     Ok(query_result(body, "Prometheus", "vector", "")?
         .iter()
         .map(|r| Sample {
@@ -253,7 +253,7 @@ pub fn prom_vector(body: &Value) -> Result<Vec<Sample>, String> {
 }
 
 /// The `trace_id` labels of every exemplar in a `/api/v1/query_exemplars` answer.
-pub fn exemplar_trace_ids(body: &Value) -> Result<Vec<String>, String> {
+pub(super) fn exemplar_trace_ids(body: &Value) -> Result<Vec<String>, String> {
     check_status(body, "Prometheus exemplars API")?;
     let mut out = Vec::new();
     for series in items(&body["data"]) {
@@ -299,7 +299,7 @@ mod tests {
                 "parentSpanId": "AAAAAAAAAAE=", "kind": "SPAN_KIND_SERVER", "name": "GET /chain"
             }]}]
         });
-        let v1 = tempo_spans(&json!({"batches": [batch.clone()]})).unwrap();
+        let v1 = tempo_spans(&json!({"batches": [batch]})).unwrap();
         let v2 = tempo_spans(&json!({"trace": {"resourceSpans": [batch]}, "status": "complete"}))
             .unwrap();
         assert_eq!(v1, v2);

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 /// One captured output line.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(super) struct Line {
     /// The text, without the newline.
     pub text: String,
     /// When the smoke test read it.
@@ -23,7 +23,7 @@ type Lines = Arc<Mutex<Vec<Line>>>;
 
 /// A running service.
 #[derive(Debug)]
-pub struct Service {
+pub(super) struct Service {
     child: Child,
     stdout: Lines,
     stderr: Lines,
@@ -64,7 +64,7 @@ fn pump(stream: impl AsyncRead + Unpin + Send + 'static, into: Lines) -> JoinHan
 impl Service {
     /// Spawns `command` (program and arguments) with `env` added to the
     /// inherited environment (minus [`CONFLICTING_ENV`]).
-    pub fn spawn(command: &[String], env: &[(String, String)]) -> Result<Service, String> {
+    pub(super) fn spawn(command: &[String], env: &[(String, String)]) -> Result<Service, String> {
         let (program, args) = command
             .split_first()
             .ok_or("no service command given (after `--`)")?;
@@ -101,24 +101,24 @@ impl Service {
     }
 
     /// The stdout lines so far.
-    pub fn stdout(&self) -> Vec<Line> {
+    pub(super) fn stdout(&self) -> Vec<Line> {
         self.stdout.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// The stderr lines so far.
-    pub fn stderr(&self) -> Vec<Line> {
+    pub(super) fn stderr(&self) -> Vec<Line> {
         self.stderr.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// The exit status, if the process has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(super) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// Waits until a stdout JSON line has a string `"listen"` field
     /// (`ip:port`), and returns the base URL (`0.0.0.0`/`[::]` become
     /// loopback). Errors if the process exits or `timeout` passes.
-    pub async fn discover(&mut self, timeout: Duration) -> Result<String, String> {
+    pub(super) async fn discover(&mut self, timeout: Duration) -> Result<String, String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(listen) = self.stdout().iter().find_map(|l| listen_of(&l.text)) {
@@ -140,7 +140,7 @@ impl Service {
 
     /// Sends SIGTERM and waits up to `timeout` for the exit (then kills it).
     /// Returns the exit code, or an error saying what happened.
-    pub async fn terminate(&mut self, timeout: Duration) -> Result<i32, String> {
+    pub(super) async fn terminate(&mut self, timeout: Duration) -> Result<i32, String> {
         if let Some(status) = self.exited() {
             return Err(format!(
                 "the service had already exited ({status}) before SIGTERM"
@@ -148,6 +148,7 @@ impl Service {
         }
         if let Some(pid) = self.child.id() {
             #[cfg(unix)]
+            #[allow(unsafe_code, reason = "libc::kill is the only way to send SIGTERM")]
             // SAFETY: `kill` has no memory-safety preconditions; `pid` is our own child.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
@@ -178,7 +179,7 @@ impl Service {
     }
 
     /// Kills the process if it still runs.
-    pub async fn kill(&mut self) {
+    pub(super) async fn kill(&mut self) {
         if self.exited().is_none() {
             let _ = self.child.kill().await;
         }
@@ -186,14 +187,14 @@ impl Service {
 }
 
 /// The `listen` field of a JSON line, if it has one.
-pub fn listen_of(line: &str) -> Option<String> {
+pub(super) fn listen_of(line: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
     let l = v.get("listen")?.as_str()?;
     (!l.is_empty()).then(|| l.to_owned())
 }
 
 /// `http://ADDR` with unspecified addresses replaced by loopback.
-pub fn base_url(listen: &str) -> String {
+pub(super) fn base_url(listen: &str) -> String {
     let addr = listen
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -209,7 +210,7 @@ pub fn base_url(listen: &str) -> String {
 }
 
 /// `host:port` of an `http://host:port/…` URL (port 80 when absent).
-pub fn host_port(url: &str) -> String {
+pub(super) fn host_port(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority

@@ -6,13 +6,13 @@
 use reqwest::RequestBuilder;
 
 /// `tracestate` key the smoke test adds (a valid W3C simple key).
-pub const TRACESTATE_KEY: &str = "smoke";
+pub(super) const TRACESTATE_KEY: &str = "smoke";
 /// Baggage key the smoke test adds.
-pub const BAGGAGE_KEY: &str = "smoke.run";
+pub(super) const BAGGAGE_KEY: &str = "smoke.run";
 
 /// One request's injected context.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmokeContext {
+pub(super) struct SmokeContext {
     /// 32 lowercase hex digits, never all zero.
     pub trace_id: String,
     /// 16 lowercase hex digits: the span id the service must use as parent.
@@ -36,7 +36,7 @@ fn random_hex(len: usize) -> String {
 
 impl SmokeContext {
     /// A fresh random context.
-    pub fn fresh() -> SmokeContext {
+    pub(super) fn fresh() -> SmokeContext {
         let nonzero = |len| loop {
             let h = random_hex(len);
             if h.chars().any(|c| c != '0') {
@@ -54,22 +54,22 @@ impl SmokeContext {
     }
 
     /// The `traceparent` header: version 00, sampled.
-    pub fn traceparent(&self) -> String {
+    pub(super) fn traceparent(&self) -> String {
         format!("00-{}-{}-01", self.trace_id, self.parent_span_id)
     }
 
     /// The `tracestate` entry `smoke=…`.
-    pub fn tracestate(&self) -> String {
+    pub(super) fn tracestate(&self) -> String {
         format!("{TRACESTATE_KEY}={}", self.tracestate_value)
     }
 
     /// The `baggage` entry `smoke.run=…`.
-    pub fn baggage(&self) -> String {
+    pub(super) fn baggage(&self) -> String {
         format!("{BAGGAGE_KEY}={}", self.baggage_value)
     }
 
     /// Adds the four headers to a request.
-    pub fn apply(&self, req: RequestBuilder) -> RequestBuilder {
+    pub(super) fn apply(&self, req: RequestBuilder) -> RequestBuilder {
         req.header("traceparent", self.traceparent())
             .header("tracestate", self.tracestate())
             .header("baggage", self.baggage())
@@ -78,7 +78,7 @@ impl SmokeContext {
 }
 
 /// Whether a `tracestate` header value holds our entry for `ctx`.
-pub fn tracestate_has(header: &str, ctx: &SmokeContext) -> bool {
+pub(super) fn tracestate_has(header: &str, ctx: &SmokeContext) -> bool {
     header
         .split(',')
         .any(|m| m.trim() == ctx.tracestate().as_str())
@@ -86,7 +86,7 @@ pub fn tracestate_has(header: &str, ctx: &SmokeContext) -> bool {
 
 /// Whether a `baggage` header value holds our entry for `ctx` (properties
 /// after `;` and whitespace around members are allowed).
-pub fn baggage_has(header: &str, ctx: &SmokeContext) -> bool {
+pub(super) fn baggage_has(header: &str, ctx: &SmokeContext) -> bool {
     header.split(',').any(|m| {
         let kv = m.split(';').next().unwrap_or("");
         match kv.split_once('=') {
@@ -97,7 +97,7 @@ pub fn baggage_has(header: &str, ctx: &SmokeContext) -> bool {
 }
 
 /// Percent-encodes a query-string value (RFC 3986 unreserved kept).
-pub fn url_encode(s: &str) -> String {
+pub(super) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -111,7 +111,7 @@ pub fn url_encode(s: &str) -> String {
 
 /// Parses a duration such as `120s`, `2m`, `500ms` (humantime syntax; a bare
 /// number is seconds).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 
 /// The propagation headers of one request the downstream received.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Received {
+pub(super) struct Received {
     /// Path and query.
     pub path: String,
     /// `traceparent`, if any.
@@ -25,7 +25,7 @@ pub struct Received {
 
 impl Received {
     /// `(trace id, parent span id)` of the `traceparent`, lowercased.
-    pub fn trace_and_parent(&self) -> Option<(String, String)> {
+    pub(super) fn trace_and_parent(&self) -> Option<(String, String)> {
         let tp = self.traceparent.as_deref()?.trim().to_ascii_lowercase();
         let mut parts = tp.split('-');
         let (_v, t, p) = (parts.next()?, parts.next()?, parts.next()?);
@@ -37,7 +37,7 @@ type Log = Arc<Mutex<Vec<Received>>>;
 
 /// A running recording downstream; it stops with the runtime.
 #[derive(Debug, Clone)]
-pub struct Downstream {
+pub(super) struct Downstream {
     /// Where it listens.
     pub addr: SocketAddr,
     log: Log,
@@ -45,7 +45,7 @@ pub struct Downstream {
 
 impl Downstream {
     /// Binds 127.0.0.1:0 and serves on the current runtime.
-    pub async fn start() -> Result<Downstream, String> {
+    pub(super) async fn start() -> Result<Downstream, String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot bind the recording downstream: {e}"))?;
@@ -61,12 +61,12 @@ impl Downstream {
     }
 
     /// The URL to give the service (`http://127.0.0.1:PORT/downstream`).
-    pub fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://{}/downstream", self.addr)
     }
 
     /// Every request received so far.
-    pub fn received(&self) -> Vec<Received> {
+    pub(super) fn received(&self) -> Vec<Received> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }

@@ -16,7 +16,7 @@ use super::traffic;
 
 /// How the Loki check finds a trace's log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LokiMatch {
+pub(super) enum LokiMatch {
     /// `{service_name="…"} | trace_id="…"`: `trace_id` as structured
     /// metadata, as Loki stores OTLP log records (the default).
     Metadata,
@@ -27,7 +27,7 @@ pub enum LokiMatch {
 
 /// Arguments of `smoke live`.
 #[derive(Debug, Args)]
-pub struct LiveArgs {
+pub(super) struct LiveArgs {
     /// Base URL of the instrumented service.
     #[arg(long)]
     pub target: String,
@@ -79,7 +79,7 @@ pub struct LiveArgs {
 }
 
 /// Runs `smoke live` and fills the report.
-pub async fn run(args: &LiveArgs) -> Result<Report, String> {
+pub(super) async fn run(args: &LiveArgs) -> Result<Report, String> {
     let client = traffic::client()?;
     let backend = traffic::client_with_headers(&args.backend_header)?;
     let mut report = Report::new("live");

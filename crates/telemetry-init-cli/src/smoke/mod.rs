@@ -26,7 +26,7 @@ mod verify;
 
 /// Arguments of `telemetry-init smoke`.
 #[derive(Debug, Args)]
-pub struct SmokeArgs {
+pub(crate) struct SmokeArgs {
     #[command(subcommand)]
     mode: Mode,
 }
@@ -43,7 +43,7 @@ enum Mode {
 
 /// Runs `smoke`: exit code 0 when every check passed, 1 when one failed;
 /// `Err` (exit 2) when the smoke test itself could not run.
-pub fn run(args: &SmokeArgs) -> Result<ExitCode, String> {
+pub(crate) fn run(args: &SmokeArgs) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

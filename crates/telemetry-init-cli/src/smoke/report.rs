@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(super) enum Status {
     /// The property holds.
     Pass,
     /// The property does not hold; `problems` say what is missing.
@@ -34,7 +34,7 @@ impl Status {
 
 /// One checked property.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(super) struct Check {
     /// Short name, e.g. `"tempo: trace received"`.
     pub name: String,
     /// Outcome.
@@ -47,7 +47,7 @@ pub struct Check {
 
 impl Check {
     /// A passed check.
-    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+    pub(super) fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
         Check {
             name: name.into(),
             status: Status::Pass,
@@ -57,7 +57,7 @@ impl Check {
     }
 
     /// A failed check with its problems (at least one).
-    pub fn fail(name: impl Into<String>, problems: Vec<String>) -> Check {
+    pub(super) fn fail(name: impl Into<String>, problems: Vec<String>) -> Check {
         let mut problems = problems;
         if problems.is_empty() {
             problems.push("failed".to_owned());
@@ -71,7 +71,7 @@ impl Check {
     }
 
     /// A check that could not be made here, with the reason.
-    pub fn skip(name: impl Into<String>, why: impl Into<String>) -> Check {
+    pub(super) fn skip(name: impl Into<String>, why: impl Into<String>) -> Check {
         Check {
             name: name.into(),
             status: Status::Skip,
@@ -81,7 +81,7 @@ impl Check {
     }
 
     /// Pass with `detail` when `problems` is empty, fail otherwise.
-    pub fn from_problems(
+    pub(super) fn from_problems(
         name: impl Into<String>,
         problems: Vec<String>,
         detail: impl Into<String>,
@@ -96,7 +96,7 @@ impl Check {
 
 /// Every check of one smoke run, plus facts worth printing (trace ids…).
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub(super) struct Report {
     /// `"live"` or `"run"`.
     pub mode: String,
     /// Key facts, in order (e.g. `("trace_id", "4bf9…")`).
@@ -109,7 +109,7 @@ pub struct Report {
 
 impl Report {
     /// An empty report for `mode`.
-    pub fn new(mode: &str) -> Report {
+    pub(super) fn new(mode: &str) -> Report {
         Report {
             mode: mode.to_owned(),
             ..Report::default()
@@ -117,17 +117,17 @@ impl Report {
     }
 
     /// Records a fact.
-    pub fn fact(&mut self, key: &str, value: impl Into<String>) {
+    pub(super) fn fact(&mut self, key: &str, value: impl Into<String>) {
         self.facts.push((key.to_owned(), value.into()));
     }
 
     /// Adds a check.
-    pub fn push(&mut self, check: Check) {
+    pub(super) fn push(&mut self, check: Check) {
         self.checks.push(check);
     }
 
     /// Whether no check failed.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.status != Status::Fail)
     }
 
@@ -136,7 +136,7 @@ impl Report {
     }
 
     /// The human-readable report.
-    pub fn render_text(&self) -> String {
+    pub(super) fn render_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "telemetry-init smoke {}", self.mode);
         for (k, v) in &self.facts {
@@ -170,7 +170,7 @@ impl Report {
     }
 
     /// The machine-readable report.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(super) fn to_json(&self) -> serde_json::Value {
         let facts: serde_json::Map<String, serde_json::Value> = self
             .facts
             .iter()

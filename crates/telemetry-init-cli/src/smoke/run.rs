@@ -16,7 +16,7 @@ use super::verify::{self, Observed};
 
 /// The OTLP transport the service is told to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub(super) enum Protocol {
     /// OTLP/gRPC (the default of every SDK).
     #[value(name = "grpc")]
     Grpc,
@@ -40,7 +40,7 @@ impl Protocol {
 
 /// Arguments of `smoke run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     /// Number of requests (each with its own trace) besides the secret-carrying one.
     #[arg(long, default_value_t = 3)]
     pub requests: usize,
@@ -142,7 +142,7 @@ async fn wait_answering(
 }
 
 /// Runs `smoke run` and fills the report.
-pub async fn run(args: &RunArgs) -> Result<Report, String> {
+pub(super) async fn run(args: &RunArgs) -> Result<Report, String> {
     let mut report = Report::new("run");
     let receiver = OtlpReceiver::start()
         .await

@@ -8,7 +8,7 @@ use super::report::Check;
 
 /// One request sent and what came back.
 #[derive(Debug, Clone)]
-pub struct Sent {
+pub(super) struct Sent {
     /// The injected context.
     pub ctx: SmokeContext,
     /// Path and query requested.
@@ -22,13 +22,13 @@ pub struct Sent {
 }
 
 /// The HTTP client of the smoke tests: plain HTTP, no proxy, bounded.
-pub fn client() -> Result<reqwest::Client, String> {
+pub(super) fn client() -> Result<reqwest::Client, String> {
     client_with_headers(&[])
 }
 
 /// Like [`client`], sending `headers` (each `Name: value`, e.g. a tenant's
 /// `X-Scope-OrgID: team-a` or an `Authorization`) on every request.
-pub fn client_with_headers(headers: &[String]) -> Result<reqwest::Client, String> {
+pub(super) fn client_with_headers(headers: &[String]) -> Result<reqwest::Client, String> {
     let mut map = reqwest::header::HeaderMap::new();
     for h in headers {
         let (name, value) = h
@@ -50,12 +50,12 @@ pub fn client_with_headers(headers: &[String]) -> Result<reqwest::Client, String
 }
 
 /// Joins a base URL and a path (`path` starts with `/`).
-pub fn join(base: &str, path: &str) -> String {
+pub(super) fn join(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
 }
 
 /// Sends `GET base+path` with `ctx`'s headers and optional extra headers.
-pub async fn send(
+pub(super) async fn send(
     client: &reqwest::Client,
     base: &str,
     path: &str,
@@ -95,7 +95,7 @@ pub async fn send(
 }
 
 /// An error with its sources, on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -107,7 +107,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Checks that every answer is 2xx and echoes the request's `X-Request-ID`.
-pub fn check_responses(base: &str, sent: &[Sent]) -> Check {
+pub(super) fn check_responses(base: &str, sent: &[Sent]) -> Check {
     let mut problems = Vec::new();
     for s in sent {
         let what = format!("GET {}", join(base, &s.path));

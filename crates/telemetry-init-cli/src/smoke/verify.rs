@@ -15,7 +15,7 @@ use super::report::Check;
 
 /// Metric attributes allowed on the SLO metrics: the bounded HTTP server
 /// semantic-convention attributes.
-pub const ALLOWED_METRIC_LABELS: &[&str] = &[
+pub(super) const ALLOWED_METRIC_LABELS: &[&str] = &[
     "service.name",
     "http.request.method",
     "http.route",
@@ -27,11 +27,11 @@ pub const ALLOWED_METRIC_LABELS: &[&str] = &[
 ];
 
 /// The SLO metric every instrumented HTTP service must export.
-pub const SLO_METRIC: &str = "http.server.request.duration";
+pub(super) const SLO_METRIC: &str = "http.server.request.duration";
 
 /// Everything a `smoke run` observed.
 #[derive(Debug, Default)]
-pub struct Observed<'a> {
+pub(super) struct Observed<'a> {
     /// Requests sent (each with its own trace).
     pub sent: &'a [SmokeContext],
     /// Whether the requested path is the chain path (it calls downstream).
@@ -77,7 +77,7 @@ fn describe(s: &ReceivedSpan) -> String {
 
 /// The entry SERVER span of each request has the injected span id as
 /// parent (the incoming `traceparent` was respected).
-pub fn incoming_traceparent(o: &Observed) -> Check {
+pub(super) fn incoming_traceparent(o: &Observed<'_>) -> Check {
     const NAME: &str = "trace: incoming traceparent respected (entry SERVER span is a child of the injected span id, with the tracestate)";
     let mut problems = Vec::new();
     let mut entries = Vec::new();
@@ -171,7 +171,7 @@ pub fn incoming_traceparent(o: &Observed) -> Check {
 }
 
 /// Trace context, tracestate, baggage and request id reached the downstream.
-pub fn downstream_propagation(o: &Observed) -> Check {
+pub(super) fn downstream_propagation(o: &Observed<'_>) -> Check {
     const NAME: &str =
         "propagation downstream: traceparent, tracestate, baggage and X-Request-ID forwarded";
     if !o.chained {
@@ -298,7 +298,7 @@ pub fn downstream_propagation(o: &Observed) -> Check {
 }
 
 /// OTLP log records are correlated, and some carry a smoke trace id.
-pub fn otlp_logs(o: &Observed) -> Check {
+pub(super) fn otlp_logs(o: &Observed<'_>) -> Check {
     const NAME: &str = "logs: OTLP log records correlated with exported spans";
     let mut problems = Vec::new();
     if let Err(e) = assert::logs_correlated(o.logs, o.spans) {
@@ -337,7 +337,7 @@ fn unix_nanos(t: std::time::SystemTime) -> u64 {
 
 /// Every JSON stdout line written during a smoke request carries the
 /// `trace_id`/`span_id` of an exported span.
-pub fn stdout_lines(o: &Observed) -> Check {
+pub(super) fn stdout_lines(o: &Observed<'_>) -> Check {
     const NAME: &str =
         "stdout: JSON lines written during requests carry trace_id/span_id of exported spans";
     let ours = o.trace_ids();
@@ -407,7 +407,7 @@ pub fn stdout_lines(o: &Observed) -> Check {
 }
 
 /// The SLO histogram arrived over OTLP with bounded labels.
-pub fn slo_metrics(o: &Observed) -> Check {
+pub(super) fn slo_metrics(o: &Observed<'_>) -> Check {
     const NAME: &str = "metrics: http.server.request.duration over OTLP with bounded labels";
     match assert::slo_metrics_present(o.metrics, &[SLO_METRIC], ALLOWED_METRIC_LABELS) {
         Ok(()) => {
@@ -427,7 +427,7 @@ pub fn slo_metrics(o: &Observed) -> Check {
 }
 
 /// No credential leaked into spans, log records or the service's output.
-pub fn no_secrets(o: &Observed) -> Check {
+pub(super) fn no_secrets(o: &Observed<'_>) -> Check {
     const NAME: &str = "no secrets: the Authorization header and ?token= never recorded";
     let mut problems = Vec::new();
     if let Err(e) = assert::no_secrets(o.spans, o.logs) {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The `telemetry-init` binary under test.
-pub fn cli() -> &'static str {
+pub(crate) fn cli() -> &'static str {
     env!("CARGO_BIN_EXE_telemetry-init")
 }
 
@@ -37,7 +37,7 @@ fn cargo_build(args: &[&str]) {
 
 /// The demo binary, built (`cargo build -p demo`) once per test process so
 /// it is never stale.
-pub fn demo() -> PathBuf {
+pub(crate) fn demo() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -54,7 +54,7 @@ pub fn demo() -> PathBuf {
 }
 
 /// The `broken-service` example, built once per test process.
-pub fn broken_service() -> PathBuf {
+pub(crate) fn broken_service() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -67,7 +67,7 @@ pub fn broken_service() -> PathBuf {
 }
 
 /// Runs the CLI with `args` and `env`; returns its output.
-pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(cli());
     cmd.args(args).env_remove("RUST_LOG");
     for (k, v) in env {
@@ -77,7 +77,7 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// The parsed `--json` report of a run, with the exit code.
-pub struct Run {
+pub(crate) struct Run {
     /// Exit code.
     pub code: i32,
     /// The JSON report.
@@ -87,7 +87,7 @@ pub struct Run {
 }
 
 /// Runs the CLI with `--json` already among `args` and parses the report.
-pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> Run {
+pub(crate) fn run_json(args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = run_cli(args, env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -102,7 +102,7 @@ pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 impl Run {
     /// The check whose name starts with `prefix`.
-    pub fn check(&self, prefix: &str) -> &serde_json::Value {
+    pub(crate) fn check(&self, prefix: &str) -> &serde_json::Value {
         self.report["checks"]
             .as_array()
             .expect("checks array")
@@ -112,12 +112,12 @@ impl Run {
     }
 
     /// The status (`pass`/`fail`/`skip`) of the check named `prefix…`.
-    pub fn status(&self, prefix: &str) -> &str {
+    pub(crate) fn status(&self, prefix: &str) -> &str {
         self.check(prefix)["status"].as_str().unwrap_or("")
     }
 
     /// All problems of the check named `prefix…`, joined by newlines.
-    pub fn problems(&self, prefix: &str) -> String {
+    pub(crate) fn problems(&self, prefix: &str) -> String {
         self.check(prefix)["problems"]
             .as_array()
             .map(|p| {
@@ -130,7 +130,7 @@ impl Run {
     }
 
     /// Names of the failed checks.
-    pub fn failed(&self) -> Vec<String> {
+    pub(crate) fn failed(&self) -> Vec<String> {
         self.report["checks"]
             .as_array()
             .expect("checks array")
@@ -142,7 +142,7 @@ impl Run {
 }
 
 /// A child process killed on drop.
-pub struct Proc(pub Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -153,7 +153,7 @@ impl Drop for Proc {
 
 /// Starts the demo on an ephemeral port (no embedded receiver, nothing
 /// exported) and returns it with its base URL.
-pub fn start_demo() -> (Proc, String) {
+pub(crate) fn start_demo() -> (Proc, String) {
     let mut child = Command::new(demo())
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("DEMO_EMBEDDED_RECEIVER", "false")
@@ -181,7 +181,7 @@ pub fn start_demo() -> (Proc, String) {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -189,7 +189,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `url` until it answers 2xx or `timeout` passes.
-pub fn wait_http(url: &str, timeout: Duration) -> bool {
+pub(crate) fn wait_http(url: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let hp = url.trim_start_matches("http://");
     let (authority, path) = hp.split_once('/').unwrap_or((hp, ""));

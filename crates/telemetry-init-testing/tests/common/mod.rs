@@ -16,16 +16,16 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use telemetry_init_testing::{OtlpReceiver, Transport};
 
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One way to reach the receiver.
 #[derive(Debug, Clone, Copy)]
-pub struct Route {
+pub(crate) struct Route {
     pub transport: Transport,
     pub gzip: bool,
 }
 
-pub const ALL_ROUTES: [Route; 6] = [
+pub(crate) const ALL_ROUTES: [Route; 6] = [
     Route {
         transport: Transport::Grpc,
         gzip: false,
@@ -52,7 +52,7 @@ pub const ALL_ROUTES: [Route; 6] = [
     },
 ];
 
-pub fn resource(service: &str) -> Resource {
+pub(crate) fn resource(service: &str) -> Resource {
     Resource::builder_empty()
         .with_service_name(service.to_owned())
         .with_attribute(KeyValue::new("deployment.environment", "test"))
@@ -71,11 +71,11 @@ fn http_protocol(route: Route) -> Protocol {
 }
 
 /// A span exporter over `route`. Must be called inside a tokio runtime.
-pub fn span_exporter(rx: &OtlpReceiver, route: Route, timeout: Duration) -> SpanExporter {
+pub(crate) fn span_exporter(rx: &OtlpReceiver, route: Route, timeout: Duration) -> SpanExporter {
     span_exporter_with_retry(rx, route, timeout, RetryPolicy::disabled())
 }
 
-pub fn span_exporter_with_retry(
+pub(crate) fn span_exporter_with_retry(
     rx: &OtlpReceiver,
     route: Route,
     timeout: Duration,
@@ -110,7 +110,7 @@ pub fn span_exporter_with_retry(
 }
 
 /// A log exporter over `route`. Must be called inside a tokio runtime.
-pub fn log_exporter(rx: &OtlpReceiver, route: Route) -> LogExporter {
+pub(crate) fn log_exporter(rx: &OtlpReceiver, route: Route) -> LogExporter {
     match route.transport {
         Transport::Grpc => {
             let b = LogExporter::builder()
@@ -140,7 +140,7 @@ pub fn log_exporter(rx: &OtlpReceiver, route: Route) -> LogExporter {
 }
 
 /// A metric exporter over `route`. Must be called inside a tokio runtime.
-pub fn metric_exporter(rx: &OtlpReceiver, route: Route) -> MetricExporter {
+pub(crate) fn metric_exporter(rx: &OtlpReceiver, route: Route) -> MetricExporter {
     match route.transport {
         Transport::Grpc => {
             let b = MetricExporter::builder()
@@ -171,16 +171,16 @@ pub fn metric_exporter(rx: &OtlpReceiver, route: Route) -> MetricExporter {
 
 /// Deterministic, distinct ids: `trace_id(n)` is `n` in the low bits with a
 /// fixed high marker so it is never zero.
-pub fn trace_id(n: u128) -> TraceId {
+pub(crate) fn trace_id(n: u128) -> TraceId {
     TraceId::from_bytes(((0xabcd_u128 << 112) | n).to_be_bytes())
 }
 
-pub fn span_id(n: u64) -> SpanId {
+pub(crate) fn span_id(n: u64) -> SpanId {
     SpanId::from_bytes(((0x5a_u64 << 56) | n).to_be_bytes())
 }
 
 /// A finished span as the SDK hands it to an exporter.
-pub fn span_data(
+pub(crate) fn span_data(
     trace: u128,
     span: u64,
     parent: Option<u64>,
@@ -219,7 +219,7 @@ pub fn span_data(
 /// Runs an OTLP metric exporter's async export on a tokio runtime from the
 /// SDK's `PeriodicReader` thread (which has no runtime of its own).
 #[derive(Debug)]
-pub struct InRuntime<E> {
+pub(crate) struct InRuntime<E> {
     pub inner: E,
     pub handle: tokio::runtime::Handle,
 }

@@ -14,7 +14,7 @@ use super::ApiState;
 use crate::store::BatchSummary;
 
 /// Shortest time between two notifications of a stream.
-pub const COALESCE: Duration = Duration::from_millis(250);
+pub(super) const COALESCE: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 struct Pending {
@@ -72,7 +72,8 @@ pub(crate) async fn live(
                     pending.add(&b);
                     break;
                 }
-                Err(RecvError::Lagged(_)) => continue,
+                // Missed batches: the next one still wakes the client up.
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -80,7 +81,7 @@ pub(crate) async fn live(
         loop {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Ok(b)) => pending.add(&b),
-                Ok(Err(RecvError::Lagged(_))) => continue,
+                Ok(Err(RecvError::Lagged(_))) => {}
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
         }

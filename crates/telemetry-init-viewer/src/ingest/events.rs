@@ -22,13 +22,13 @@ use crate::store::query::now_us;
 use crate::store::{Op, Store, StreamMeta};
 
 /// Largest single event (one NDJSON line), bytes.
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// Largest WebSocket message, bytes.
-pub const MAX_WS_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_WS_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Longest stream name.
-pub const MAX_STREAM_NAME: usize = 128;
+pub(crate) const MAX_STREAM_NAME: usize = 128;
 /// Headers whose values are never stored.
-pub const REDACTED_HEADERS: &[&str] = &[
+pub(crate) const REDACTED_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",

@@ -10,13 +10,13 @@ use std::fmt::Write as _;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 
 /// Longest stored string (attribute value, log body, name), in bytes.
-pub const MAX_STRING_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_STRING_BYTES: usize = 16 * 1024;
 /// Longest stored name or key, in bytes.
-pub const MAX_NAME_BYTES: usize = 1024;
+pub(crate) const MAX_NAME_BYTES: usize = 1024;
 /// Most attributes stored per item; the rest are dropped.
-pub const MAX_ATTRIBUTES: usize = 256;
+pub(crate) const MAX_ATTRIBUTES: usize = 256;
 /// Deepest nesting of arrays/maps stored; deeper values become `"…"`.
-pub const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 
 /// `s` cut to at most `max` bytes on a char boundary.
 pub(crate) fn bounded(s: &str, max: usize) -> &str {

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use telemetry_init_viewer::{Viewer, ViewerBuilder};
 
-pub fn kv(key: &str, v: impl Into<Val>) -> KeyValue {
+pub(crate) fn kv(key: &str, v: impl Into<Val>) -> KeyValue {
     let value = match v.into() {
         Val::S(s) => any_value::Value::StringValue(s),
         Val::I(i) => any_value::Value::IntValue(i),
@@ -27,7 +27,7 @@ pub fn kv(key: &str, v: impl Into<Val>) -> KeyValue {
     }
 }
 
-pub enum Val {
+pub(crate) enum Val {
     S(String),
     I(i64),
 }
@@ -42,36 +42,36 @@ impl From<i64> for Val {
     }
 }
 
-pub fn resource(service: &str) -> Option<Resource> {
+pub(crate) fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", service), kv("service.version", "1.0.0")],
         ..Default::default()
     })
 }
 
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
 }
 
-pub fn trace_id(n: u64) -> Vec<u8> {
+pub(crate) fn trace_id(n: u64) -> Vec<u8> {
     let mut id = vec![0xab; 8];
     id.extend_from_slice(&n.to_be_bytes());
     id
 }
 
-pub fn span_id(n: u64) -> Vec<u8> {
+pub(crate) fn span_id(n: u64) -> Vec<u8> {
     (n | 1 << 63).to_be_bytes().to_vec()
 }
 
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A typical HTTP server span.
-pub fn server_span(
+pub(crate) fn server_span(
     trace: u64,
     span: u64,
     route: &str,
@@ -100,7 +100,7 @@ pub fn server_span(
     }
 }
 
-pub fn child_span(
+pub(crate) fn child_span(
     trace: u64,
     span: u64,
     parent: u64,
@@ -121,7 +121,7 @@ pub fn child_span(
     }
 }
 
-pub fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: resource(service),
@@ -138,7 +138,7 @@ pub fn traces(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-pub fn log(
+pub(crate) fn log(
     body: &str,
     severity: i32,
     text: &str,
@@ -160,7 +160,7 @@ pub fn log(
     }
 }
 
-pub fn logs(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+pub(crate) fn logs(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: resource(service),
@@ -174,7 +174,7 @@ pub fn logs(service: &str, records: Vec<LogRecord>) -> ExportLogsServiceRequest 
     }
 }
 
-pub fn metrics(service: &str, time_ns: u64, counter: i64) -> ExportMetricsServiceRequest {
+pub(crate) fn metrics(service: &str, time_ns: u64, counter: i64) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: resource(service),
@@ -222,14 +222,14 @@ pub fn metrics(service: &str, time_ns: u64, counter: i64) -> ExportMetricsServic
     }
 }
 
-pub fn builder(dir: &tempfile::TempDir) -> ViewerBuilder {
+pub(crate) fn builder(dir: &tempfile::TempDir) -> ViewerBuilder {
     Viewer::builder()
         .db_path(dir.path().join("viewer.db"))
         .ephemeral_ports()
         .batch_interval(std::time::Duration::from_millis(20))
 }
 
-pub async fn get_json(viewer: &Viewer, path: &str) -> (u16, serde_json::Value) {
+pub(crate) async fn get_json(viewer: &Viewer, path: &str) -> (u16, serde_json::Value) {
     let url = format!("http://{}{path}", viewer.ui_addr());
     let resp = reqwest::get(&url).await.expect("GET");
     let status = resp.status().as_u16();

@@ -323,7 +323,7 @@ fn normalize_endpoint(
         .parse()
         .map_err(|e| Error::invalid_env(var, &shown, format!("not a URL ({e})"), accepted))?;
     match uri.scheme_str() {
-        Some("http") | Some("https") => {}
+        Some("http" | "https") => {}
         Some(other) if had_scheme => {
             return Err(Error::invalid_env(
                 var,

@@ -260,7 +260,7 @@ impl<W: Write> Write for JsonEscaper<'_, W> {
             self.0.write_str(&s[start..i])?;
             match esc {
                 Some(e) => self.0.write_str(e)?,
-                None => write!(self.0, "\\u{:04x}", b)?,
+                None => write!(self.0, "\\u{b:04x}")?,
             }
             start = i + 1;
         }

@@ -223,6 +223,7 @@ mod tests {
         assert!(w.shared.buf.lock().unwrap().len() <= MAX_BUFFERED);
         assert!(guard.dropped_lines() >= 100, "{}", guard.dropped_lines());
         // The guard would wait for the stuck writer: leak it in this test.
+        #[allow(clippy::mem_forget, reason = "dropping it would block the test")]
         std::mem::forget(guard);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use telemetry_init::config::BatchSettings;
 use telemetry_init_testing::{OtlpReceiver, ReceivedSpan, SpanKind};
 
-pub struct Env {
+pub(crate) struct Env {
     pub receiver: OtlpReceiver,
     _guard: telemetry_init::TelemetryGuard,
 }
@@ -18,7 +18,7 @@ pub struct Env {
 /// Installs telemetry for `service` on first use; every later call returns
 /// the same installation. The access log is exported too (it is off by
 /// default) so tests can check it; stdout shows warnings only.
-pub fn env(service: &'static str) -> &'static Env {
+pub(crate) fn env(service: &'static str) -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let receiver = OtlpReceiver::start_blocking().expect("receiver");
@@ -46,7 +46,7 @@ pub fn env(service: &'static str) -> &'static Env {
 }
 
 /// The one SERVER span carrying `request_id`, waiting up to 10 s for it.
-pub async fn server_span(env: &Env, request_id: &str) -> ReceivedSpan {
+pub(crate) async fn server_span(env: &Env, request_id: &str) -> ReceivedSpan {
     let rid = request_id.to_string();
     let mut spans = env
         .receiver
@@ -62,11 +62,11 @@ pub async fn server_span(env: &Env, request_id: &str) -> ReceivedSpan {
 }
 
 /// A string attribute.
-pub fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
+pub(crate) fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
     span.attr(key).and_then(|v| v.as_str())
 }
 
 /// An integer attribute.
-pub fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
+pub(crate) fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
     span.attr(key).and_then(|v| v.as_i64())
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct Demo {
+pub(crate) struct Demo {
     child: Child,
     pub addr: SocketAddr,
     stdout: Arc<Mutex<Vec<String>>>,
@@ -26,7 +26,7 @@ fn pump(stream: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>
 impl Demo {
     /// Starts the demo on an ephemeral port with `env` (and nothing
     /// inherited that could point it elsewhere).
-    pub fn start(env: &[(&str, &str)]) -> Demo {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Demo {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_demo"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -71,17 +71,17 @@ impl Demo {
     }
 
     /// The demo's process id (for `/proc/<pid>/status`).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit; returns the exit code
     /// and how long the shutdown took.
-    pub fn terminate(&mut self, within: Duration) -> (i32, Duration) {
+    pub(crate) fn terminate(&mut self, within: Duration) -> (i32, Duration) {
         let started = Instant::now();
         let ok = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -106,16 +106,16 @@ impl Demo {
         }
     }
 
-    pub fn stdout(&self) -> Vec<String> {
+    pub(crate) fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }
 
-    pub fn stderr(&self) -> Vec<String> {
+    pub(crate) fn stderr(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
     }
 
     /// stdout parsed as JSON; every line must be JSON.
-    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn json_lines(&self) -> Vec<serde_json::Value> {
         self.stdout()
             .iter()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))

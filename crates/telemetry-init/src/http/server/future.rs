@@ -75,7 +75,7 @@ impl Pending {
             .map_or_else(|| route_label(None), |m| &m.route)
     }
 
-    fn fail(&mut self, error_type: &str) {
+    fn fail(&self, error_type: &str) {
         self.span.record("error.type", error_type);
         self.span.record("otel.status_code", "ERROR");
     }
@@ -172,11 +172,11 @@ impl Pending {
         if let Some((service, method)) = &self.grpc {
             slo::rpc_server(service, method, code, elapsed);
         }
-        let error = self.span_error_for(code);
+        let error = Self::span_error_for(code);
         self.grpc_access_log(code, error.as_deref(), elapsed);
     }
 
-    fn span_error_for(&self, code: i32) -> Option<String> {
+    fn span_error_for(code: i32) -> Option<String> {
         matches!(code, 2 | 4 | 12 | 13 | 14 | 15).then(|| code.to_string())
     }
 
