@@ -9,21 +9,11 @@ use tokio::time::Instant;
 
 use super::context::{SmokeContext, parse_duration};
 use super::probes::{
-    now_secs, poll_until, probe_alloy, probe_exemplars, probe_loki, probe_prometheus, probe_tempo,
+    LokiMatch, now_secs, poll_until, probe_alloy, probe_exemplars, probe_loki, probe_prometheus,
+    probe_tempo,
 };
 use super::report::{Check, Report};
 use super::traffic;
-
-/// How the Loki check finds a trace's log lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum LokiMatch {
-    /// `{service_name="…"} | trace_id="…"`: `trace_id` as structured
-    /// metadata, as Loki stores OTLP log records (the default).
-    Metadata,
-    /// `{service_name="…"} |= "…"`: a line filter, for log lines scraped
-    /// from stdout where the id is only in the text.
-    Line,
-}
 
 /// Arguments of `smoke live`.
 #[derive(Debug, Args)]
@@ -151,7 +141,16 @@ pub(super) async fn run(args: &LiveArgs) -> Result<Report, String> {
                     deadline,
                     args.interval,
                     sent_at,
-                    || probe_loki(&backend, l, args, &sent, start_secs),
+                    || {
+                        probe_loki(
+                            &backend,
+                            l,
+                            &args.service,
+                            args.loki_match,
+                            &sent,
+                            start_secs,
+                        )
+                    },
                 )
                 .await
             }

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::backends::{self, truncate};
 use super::context::url_encode;
-use super::live::{LiveArgs, LokiMatch};
 use super::report::Check;
 use super::traffic::{self, Sent};
 
@@ -235,6 +234,17 @@ pub(crate) async fn probe_tempo(
     }
 }
 
+/// How the Loki check finds a trace's log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum LokiMatch {
+    /// `{service_name="…"} | trace_id="…"`: `trace_id` as structured
+    /// metadata, as Loki stores OTLP log records (the default).
+    Metadata,
+    /// `{service_name="…"} |= "…"`: a line filter, for log lines scraped
+    /// from stdout where the id is only in the text.
+    Line,
+}
+
 fn loki_query(service: &str, trace_id: &str, how: LokiMatch) -> String {
     match how {
         LokiMatch::Metadata => format!("{{service_name=\"{service}\"}} | trace_id=\"{trace_id}\""),
@@ -246,14 +256,15 @@ fn loki_query(service: &str, trace_id: &str, how: LokiMatch) -> String {
 pub(crate) async fn probe_loki(
     client: &reqwest::Client,
     loki: &str,
-    args: &LiveArgs,
+    service: &str,
+    how: LokiMatch,
     sent: &[Sent],
     start_secs: u64,
 ) -> Poll {
     let mut problems = Vec::new();
     let mut total = 0;
     for s in sent {
-        let q = loki_query(&args.service, &s.ctx.trace_id, args.loki_match);
+        let q = loki_query(service, &s.ctx.trace_id, how);
         let url = traffic::join(
             loki,
             &format!(
@@ -278,7 +289,7 @@ pub(crate) async fn probe_loki(
     if problems.is_empty() {
         Ok(format!(
             "{total} log line(s) for the trace(s) ({})",
-            match args.loki_match {
+            match how {
                 LokiMatch::Metadata => "trace_id as structured metadata",
                 LokiMatch::Line => "line filter on the trace id",
             }

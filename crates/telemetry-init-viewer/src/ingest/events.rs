@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::http::queue_full;
+use super::queue_full;
 use crate::store::encode::bounded;
 use crate::store::query::now_us;
 use crate::store::{Op, Store, StreamMeta};

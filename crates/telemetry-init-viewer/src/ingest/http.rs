@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -21,25 +21,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use telemetry_init_testing::Signal;
 use telemetry_init_testing::codec::{HttpEncoding, MAX_MESSAGE_BYTES, decode_http};
 
-use super::RETRY_AFTER_SECS;
-use super::events;
+use super::{events, queue_full};
 use crate::store::{Op, Store};
-
-/// A `503` with `Retry-After`, the answer to a full queue.
-pub(crate) fn queue_full() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [
-            (header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)),
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-        ],
-        r#"{"error":"write queue full, retry later"}"#,
-    )
-        .into_response()
-}
 
 fn ok(encoding: HttpEncoding, body: Vec<u8>) -> Response {
     (

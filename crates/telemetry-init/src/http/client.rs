@@ -118,7 +118,7 @@ impl ClientCall {
             host,
             grpc_deadline: grpc
                 .as_ref()
-                .and_then(|_| super::server::grpc_timeout_header(headers)),
+                .and_then(|_| super::grpc::grpc_timeout(headers)),
             grpc,
             done: false,
         }
@@ -345,7 +345,7 @@ where
                 // Trailers-only responses (every error a tonic handler
                 // returns) carry the status in the headers; otherwise it
                 // comes in the trailers, and the span lasts until then.
-                match super::server::grpc_status_header(res.headers()) {
+                match super::grpc::grpc_status(res.headers()) {
                     Some(code) => {
                         call.finish_grpc(code);
                         Ok(res.map(ClientBody::passthrough))
@@ -407,7 +407,7 @@ impl<B: http_body::Body> http_body::Body for ClientBody<B> {
                     && let Some(mut call) = this.call.take()
                 {
                     // tonic reports a missing grpc-status as UNKNOWN.
-                    call.finish_grpc(super::server::grpc_status_header(trailers).unwrap_or(2));
+                    call.finish_grpc(super::grpc::grpc_status(trailers).unwrap_or(2));
                 }
             }
             Some(Err(_)) | None => {

@@ -3,6 +3,7 @@
 
 mod attributes;
 pub mod client;
+mod grpc;
 pub mod limits;
 pub mod propagation;
 pub mod server;

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::future::{Pending, grpc_status};
+use super::pending::Pending;
+use crate::http::grpc::grpc_status;
 
 pin_project! {
     /// The response body of [`ServerService`](super::ServerService).

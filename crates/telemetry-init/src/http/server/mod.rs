@@ -32,6 +32,7 @@
 
 mod body;
 mod future;
+mod pending;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,13 +43,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub(crate) use future::{grpc_status as grpc_status_header, grpc_timeout as grpc_timeout_header};
 
 use super::Propagators;
 use super::attributes;
 use super::limits::{self, truncate};
 use super::slo::{self, UNMATCHED_ROUTE};
-use future::Pending;
+use pending::Pending;
 
 /// The request id of the current request, in the request's extensions.
 pub use telemetry_init_propagation::RequestId;
@@ -293,7 +293,7 @@ where
         let path = truncate(path, limits::MAX_PATH);
         let grpc_deadline = grpc_names
             .as_ref()
-            .and_then(|_| future::grpc_timeout(req.headers()));
+            .and_then(|_| super::grpc::grpc_timeout(req.headers()));
         let route = matched_route(&req);
 
         let request_id = req
