@@ -2,10 +2,18 @@
 # The whole test suite, as CI runs it (.ci/run calls this). Works on a fresh
 # Debian machine: it installs what the checks need (Debian `prometheus` for
 # promtool/Prometheus, PyPI `check-jsonschema`, npm `@grafana/lezer-logql`,
-# `cargo-fuzz`; Debian `valgrind` comes from .ci/run) and then runs, in order:
-# formatting, clippy, the dependency gates, the stack checks, a short fuzz run,
-# the instruction-count gate of the request path and `cargo test` (last, so its
-# summary closes the output). Exit status 0 only if everything passed.
+# `cargo-fuzz`, `cargo-machete`, `cargo-hack`; Debian `valgrind` and PyPI
+# `prometheus-client` come from .ci/run) and then runs, in order: formatting,
+# clippy (with the workspace lints), the toolchain and module-cycle checks,
+# the dependency gates (unused dependencies, every feature on its own,
+# packaging), the stack checks, a short fuzz run, the instruction-count gate
+# of the request path and `cargo test` (last, so its summary closes the
+# output). Exit status 0 only if everything passed. Each step prints its
+# duration.
+#
+# Tests that need an external tool (promtool, prometheus, the Python
+# OpenMetrics parser, chromium) fail instead of skipping when `CI` is set,
+# which this script does.
 #
 # FUZZ_SECONDS (default 10) sets the fuzz time per target; SKIP_FUZZ=1 skips it.
 set -euo pipefail
@@ -13,13 +21,71 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-step() { printf '\n==> %s\n' "$*"; }
+export CI="${CI:-true}"
+
+# Pinned versions of the cargo tools the checks install.
+CARGO_MACHETE_VERSION=0.9.2
+CARGO_HACK_VERSION=0.6.46
+
+step_started=$SECONDS
+step_name=""
+step() {
+  if [ -n "$step_name" ]; then
+    printf '    (%s: %ss)\n' "$step_name" "$((SECONDS - step_started))"
+  fi
+  step_name="$*"
+  step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+trap 'if [ -n "$step_name" ]; then printf "    (%s: %ss)\n" "$step_name" "$((SECONDS - step_started))"; fi' EXIT
+
+# `cargo install --locked` of a pinned version, unless that version is there.
+cargo_tool() {
+  local crate=$1 version=$2 bin=$3
+  if ! "$bin" --version 2>/dev/null | grep -qF "$version"; then
+    cargo install "$crate" --version "$version" --locked --quiet
+  fi
+}
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "rust-version is the toolchain this CI builds with"
+declared=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+actual=$(rustc --version | awk '{print $2}' | cut -d. -f1,2)
+echo "rust-version = $declared, rustc $actual"
+if [ "$declared" != "$actual" ]; then
+  echo "rust-version ($declared) is not the toolchain CI builds with ($actual): update it in Cargo.toml"
+  exit 1
+fi
+
+step "no module imports a module that imports it back"
+python3 scripts/check-module-cycles.py --self-test
+python3 scripts/check-module-cycles.py --known scripts/module-cycles.known
+
+step "unused dependencies (cargo machete)"
+cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" cargo-machete
+cargo machete
+
+step "packaging (cargo package --workspace --no-verify)"
+# --no-verify: the manifests, the file lists and the path dependencies'
+# versions are what can break here; verifying rebuilds every dependency.
+cargo package --workspace --no-verify --quiet
+
+step "every feature on its own (cargo hack --each-feature)"
+cargo_tool cargo-hack "$CARGO_HACK_VERSION" cargo-hack
+# The library crates with features; dev-dependencies would turn features on.
+# --no-dev-deps edits the manifests while it runs and puts them back: check it did.
+manifests() { find . -name Cargo.toml -not -path './target/*' -o -name Cargo.lock -not -path './target/*' | sort | xargs sha256sum; }
+before=$(manifests)
+cargo hack check --each-feature --no-dev-deps -p telemetry-init -p telemetry-init-metrics
+if [ "$(manifests)" != "$before" ]; then
+  echo "cargo hack left a manifest or the lock file changed"
+  exit 1
+fi
 
 step "one version of every opentelemetry crate"
 # Every (name, version) in the resolved tree; a name listed twice is a duplicate.

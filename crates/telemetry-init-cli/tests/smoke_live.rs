@@ -422,9 +422,17 @@ fn only_the_given_backends_are_checked() {
     }
 }
 
+/// Whether a missing tool fails the test instead of skipping it: in CI (`CI`
+/// set, as scripts/test.sh does) or with `{var}=1`.
+fn tool_required(var: &str) -> bool {
+    let set =
+        |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    set("CI") || set(var)
+}
+
 /// The metrics part against a real Prometheus scraping the real demo every
 /// second. Without `/usr/bin/prometheus` (or `prometheus` on PATH) the test
-/// prints a note and returns, unless `REQUIRE_PROMETHEUS=1`.
+/// fails in CI (`CI` set) or with `REQUIRE_PROMETHEUS=1`, and skips elsewhere.
 #[test]
 fn real_prometheus_scraping_the_demo() {
     let prometheus = ["/usr/bin/prometheus", "prometheus"].into_iter().find(|p| {
@@ -435,8 +443,8 @@ fn real_prometheus_scraping_the_demo() {
     });
     let Some(prometheus) = prometheus else {
         assert!(
-            std::env::var("REQUIRE_PROMETHEUS").as_deref() != Ok("1"),
-            "REQUIRE_PROMETHEUS=1 but no prometheus binary was found (apt-get install prometheus)"
+            !tool_required("REQUIRE_PROMETHEUS"),
+            "no prometheus binary was found (apt-get install prometheus), and CI or REQUIRE_PROMETHEUS=1 requires it"
         );
         eprintln!("note: prometheus not installed; skipping the real-Prometheus smoke test");
         return;
