@@ -190,6 +190,7 @@ impl ReceiverBuilder {
     /// costs at most this much memory. This protects the receiver itself;
     /// [`max_request_bytes`](Self::max_request_bytes) emulates a collector's
     /// limit (counted, adjustable at run time) and raises this bound if larger.
+    #[must_use]
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
@@ -198,6 +199,7 @@ impl ReceiverBuilder {
     /// Serves clients that are not on loopback too (default `false`: a
     /// non-loopback peer gets HTTP 403 / gRPC `PERMISSION_DENIED`, whatever
     /// address the listeners are bound to). See [`crate::access`].
+    #[must_use]
     pub fn allow_remote(mut self, allow: bool) -> Self {
         self.allow_remote = allow;
         self

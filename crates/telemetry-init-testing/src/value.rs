@@ -202,7 +202,8 @@ fn convert(v: &AnyValue, depth: usize) -> Value {
         return Value::String(TOO_DEEP.to_owned());
     }
     match &v.value {
-        None => Value::Empty,
+        // A string-table reference is only meaningful inside profiles.
+        None | Some(any_value::Value::StringValueStrindex(_)) => Value::Empty,
         Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
         Some(any_value::Value::IntValue(i)) => Value::Int(*i),
@@ -212,8 +213,6 @@ fn convert(v: &AnyValue, depth: usize) -> Value {
         }
         Some(any_value::Value::KvlistValue(kv)) => Value::Map(map_at(&kv.values, depth + 1)),
         Some(any_value::Value::BytesValue(b)) => Value::Bytes(b.clone()),
-        // A string-table reference only meaningful inside profiles.
-        Some(any_value::Value::StringValueStrindex(_)) => Value::Empty,
     }
 }
 

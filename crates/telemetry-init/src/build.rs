@@ -8,12 +8,50 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-use crate::config::{Config, ExporterSetting};
+use crate::config::{Builder, Config, ExporterSetting};
 use crate::guard::{Parts, TelemetryGuard};
 use crate::logs::BufferedStdout;
 use crate::pipeline::{self, QueueLogProcessor, QueueSpanProcessor, runtime::ExportRuntime};
 use crate::telemetry::{Directives, LayerParts, TRANSPORT_OFF, Telemetry};
 use crate::{Error, TelemetryHandle, metrics_export};
+
+// The builder's last steps live here, beside what they call, so that the
+// configuration module does not depend on construction (no module cycle).
+impl Builder {
+    /// Builds everything these settings describe (exporters, providers,
+    /// the metrics recorder, the tracing layer) without installing any of it:
+    /// add [`Telemetry::layer`](crate::Telemetry::layer) to your own
+    /// subscriber, or use the [scoped mode](crate::telemetry#the-scoped-mode-tests)
+    /// in tests. See [`crate::telemetry`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an invalid setting (as
+    /// [`resolve`](Self::resolve)), or when a thread or listener cannot be
+    /// started.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), telemetry_init::Error> {
+    /// let telemetry = telemetry_init::builder()
+    ///     .service_name("checkout")
+    ///     .env_lookup(|_| None)
+    ///     .build()?;
+    /// // Nothing is global yet.
+    /// assert!(telemetry_init::handle().is_none());
+    /// assert_eq!(telemetry.handle().config().service_name, "checkout");
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<Telemetry, Error> {
+        let config = self.resolve()?;
+        build(config)
+    }
+
+    /// Builds and installs telemetry with these settings, as
+    /// `self.build()?.install()`; see [`crate::install`].
+    pub fn install(self) -> Result<TelemetryGuard, Error> {
+        self.build()?.install()
+    }
+}
 
 pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
     // Validated before anything starts.
@@ -149,7 +187,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
                     config.log_limits,
                     Arc::clone(&log_stats),
                     export,
-                    health.clone(),
+                    health,
                 )?)
                 .build(),
         ),

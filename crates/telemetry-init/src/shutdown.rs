@@ -222,7 +222,7 @@ where
 }
 
 fn is_per_connection(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     matches!(
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset

@@ -179,7 +179,7 @@ macro_rules! own_subscriber {
         let t: &Telemetry = &$telemetry;
         let dispatch = DispatchSlot::default();
         tracing_subscriber::registry()
-            .with(t.correlation_layer(dispatch.clone()))
+            .with(Telemetry::correlation_layer(dispatch.clone()))
             .with(t.otel_layer())
             .with(t.event_export(&dispatch))
             .with(t.fmt_layer(&dispatch))
@@ -253,14 +253,13 @@ impl Telemetry {
         layers.extend(self.otel_layer().map(Layer::boxed));
         layers.extend(self.event_export(&dispatch).map(Layer::boxed));
         layers.push(self.fmt_layer(&dispatch));
-        self.correlation_layer(dispatch).and_then(layers).boxed()
+        Self::correlation_layer(dispatch).and_then(layers).boxed()
     }
 
     /// Filtered to its spans: an unfiltered layer is "always interested",
     /// which would switch on every `trace!` callsite of hyper, h2 and tonic
     /// (request path and export runtime) just to be ignored.
     fn correlation_layer<S>(
-        &self,
         dispatch: DispatchSlot,
     ) -> impl Layer<S> + Send + Sync + 'static + use<S>
     where

@@ -280,6 +280,10 @@ fn normalize(outcome: &serde_json::Value) -> (usize, u64, BTreeMap<String, u64>)
     }
 }
 
+#[allow(
+    clippy::match_same_arms,
+    reason = "one arm per scenario, each saying why"
+)]
 fn expected(scenario: &str, signal: &str) -> (usize, u64, BTreeMap<String, u64>) {
     let metrics = signal == "Metrics";
     let failed = |t: &str, n: u64| BTreeMap::from([(t.to_string(), n)]);

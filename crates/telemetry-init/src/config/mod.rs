@@ -617,40 +617,6 @@ impl Builder {
         };
         resolve(self, &Env::new(lookup))
     }
-
-    /// Builds everything these settings describe (exporters, providers,
-    /// the metrics recorder, the tracing layer) without installing any of it:
-    /// add [`Telemetry::layer`](crate::Telemetry::layer) to your own
-    /// subscriber, or use the [scoped mode](crate::telemetry#the-scoped-mode-tests)
-    /// in tests. See [`crate::telemetry`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] for an invalid setting (as
-    /// [`resolve`](Self::resolve)), or when a thread or listener cannot be
-    /// started.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), telemetry_init::Error> {
-    /// let telemetry = telemetry_init::builder()
-    ///     .service_name("checkout")
-    ///     .env_lookup(|_| None)
-    ///     .build()?;
-    /// // Nothing is global yet.
-    /// assert!(telemetry_init::handle().is_none());
-    /// assert_eq!(telemetry.handle().config().service_name, "checkout");
-    /// # Ok(()) }
-    /// ```
-    pub fn build(self) -> Result<crate::Telemetry, Error> {
-        let config = self.resolve()?;
-        crate::build::build(config)
-    }
-
-    /// Builds and installs telemetry with these settings, as
-    /// `self.build()?.install()`; see [`crate::install`].
-    pub fn install(self) -> Result<crate::TelemetryGuard, Error> {
-        self.build()?.install()
-    }
 }
 
 fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {

@@ -393,7 +393,6 @@ pub(crate) fn record_outcome(
 
 /// The log line of an export that did not simply succeed: one per cause.
 fn log_outcome(signal: Signal, n: u64, result: &ExportResult) {
-    use super::transport::log_once;
     match result {
         Ok(Delivered {
             message: Some(message),
@@ -654,6 +653,32 @@ pub(crate) fn health_signal(signal: Signal) -> telemetry_init_metrics::Signal {
         Signal::Traces => telemetry_init_metrics::Signal::Span,
         Signal::Logs => telemetry_init_metrics::Signal::Log,
         Signal::Metrics => telemetry_init_metrics::Signal::MetricDataPoint,
+    }
+}
+
+/// Logs `line` the first time `(signal, kind, key)` is seen, so a collector
+/// that keeps failing or rejecting is reported once per distinct cause,
+/// not once per batch. The set is bounded; past it nothing more is logged.
+pub(crate) fn log_once(signal: Signal, kind: &str, key: &str, line: std::fmt::Arguments<'_>) {
+    const MAX_KEYS: usize = 256;
+    static SEEN: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashSet<(Signal, String, String)>>,
+    > = std::sync::OnceLock::new();
+    let mut seen = SEEN
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if seen.len() >= MAX_KEYS {
+        return;
+    }
+    if seen.insert((signal, kind.to_string(), key.to_string())) {
+        drop(seen);
+        tracing::warn!(
+            target: "telemetry_init::export",
+            signal = signal.as_str(),
+            error.type = kind,
+            "{line}"
+        );
     }
 }
 

@@ -8,8 +8,6 @@
 //! costs a conversion our span encoder avoids), so behaviour depended on the
 //! protocol a user picked. Here only the framing differs.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes};
@@ -548,30 +546,6 @@ fn bounded(s: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// Logs `line` the first time `(signal, kind, key)` is seen, so a collector
-/// that keeps failing or rejecting is reported once per distinct cause,
-/// not once per batch. The set is bounded; past it nothing more is logged.
-pub(crate) fn log_once(signal: Signal, kind: &str, key: &str, line: std::fmt::Arguments<'_>) {
-    const MAX_KEYS: usize = 256;
-    static SEEN: OnceLock<Mutex<HashSet<(Signal, String, String)>>> = OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if seen.len() >= MAX_KEYS {
-        return;
-    }
-    if seen.insert((signal, kind.to_string(), key.to_string())) {
-        drop(seen);
-        tracing::warn!(
-            target: "telemetry_init::export",
-            signal = signal.as_str(),
-            error.type = kind,
-            "{line}"
-        );
-    }
 }
 
 fn gzip_body(body: &[u8]) -> Bytes {
