@@ -282,8 +282,9 @@ for round in $(seq "$ROUNDS"); do
     stop_server   # the servers flush their telemetry on SIGTERM
     sink1="$(sink_stats)"
     warm_requests="$(parse_load "$load" "$WORK/r$round-$load-$v.warmup" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')"
-    rm -f "$WORK/r$round-$load-$v.warmup.log" "$WORK/r$round-$load-$v.log"  # h2load's per-request logs: large
+    rm -f "$WORK/r$round-$load-$v.warmup.log"  # h2load's per-request logs: large
     parse_load "$load" "$WORK/r$round-$load-$v" >"$WORK/r$round-$load-$v.json"
+    rm -f "$WORK/r$round-$load-$v.log"  # parsed: drop it (large)
     python3 -c '
 import json, sys
 round_, load, v, t0, t1, s0, s1, hz, hwm, sink0, sink1, warm, parsed = sys.argv[1:]
