@@ -36,6 +36,19 @@ pub(crate) struct DevArgs {
     /// and whoever reaches the OTLP ports can write telemetry.
     #[arg(long)]
     allow_remote: bool,
+    /// Delete what is older than AGE (`7d`, `24h`): for every signal, or
+    /// `SIGNAL=AGE` for one of spans, logs, metrics, events. Repeatable.
+    /// Default 7d.
+    #[arg(long, value_name = "[SIGNAL=]AGE")]
+    max_age: Vec<String>,
+    /// Keep at most N rows (oldest deleted first), `SIGNAL=N` for one
+    /// signal. Repeatable. Default 2000000 (events 1000000).
+    #[arg(long, value_name = "[SIGNAL=]N")]
+    max_rows: Vec<String>,
+    /// Keep a signal's tables and indexes within SIZE on disk (`500MiB`,
+    /// `2GB`), `SIGNAL=SIZE` for one signal. Repeatable. Default: none.
+    #[arg(long, value_name = "[SIGNAL=]SIZE")]
+    max_size: Vec<String>,
 }
 
 /// `slo/*.yaml` and `slo/*.yml` under `dir`, sorted; none if there is no such directory.
@@ -64,6 +77,7 @@ pub(crate) fn run(args: &DevArgs) -> Result<ExitCode, String> {
     } else {
         args.slo.clone()
     };
+    let retention = crate::retention::config(&args.max_age, &args.max_rows, &args.max_size)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -77,6 +91,7 @@ pub(crate) fn run(args: &DevArgs) -> Result<ExitCode, String> {
             .http_addr(args.http_addr)
             .slo_files(slo_files.clone())
             .allow_remote(args.allow_remote)
+            .retention(retention)
             .start()
             .await
             .map_err(|e| format!("cannot start the viewer: {e}"))?;
@@ -102,13 +117,14 @@ pub(crate) fn run(args: &DevArgs) -> Result<ExitCode, String> {
              \n  UI:    {ui}\n\
              \n  Point a service at it (OTLP/gRPC):\n    export OTEL_EXPORTER_OTLP_ENDPOINT={grpc}\n\
              \n  or over OTLP/HTTP:\n    export OTEL_EXPORTER_OTLP_ENDPOINT={http} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n\
-             \n  SLOs:  {slos}\n  Query: telemetry-init query traces --url {ui_base}\n\
+             \n  SLOs:  {slos}\n  Keep:  {keep}\n  Query: telemetry-init query traces --url {ui_base}\n\
              \nCtrl-C stops it (the store is flushed and kept).",
             db = args.db.display(),
             ui = viewer.ui_url(),
             grpc = viewer.grpc_endpoint(),
             http = viewer.http_endpoint(),
             ui_base = viewer.ui_url().trim_end_matches('/'),
+            keep = crate::retention::describe(&retention),
         );
         shutdown_signal().await;
         eprintln!("telemetry-init dev: stopping, flushing the store");

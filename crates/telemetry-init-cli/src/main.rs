@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod dev;
 mod query;
+mod retention;
 mod rules;
 mod smoke;
 

@@ -271,3 +271,62 @@ fn dev_refuses_a_remote_address_without_allow_remote() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot start the viewer"), "{err}");
 }
+
+/// The retention flags reach the viewer (its start-up lines say what it
+/// keeps), and a bad one is a clear error with exit status 2.
+#[test]
+fn dev_takes_retention_flags() {
+    let dir = std::env::temp_dir().join(format!("ti-dev-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(cli())
+        .args([
+            "dev",
+            "--ui-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--max-age",
+            "2d",
+            "--max-rows",
+            "spans=5000",
+            "--max-size",
+            "logs=64MiB",
+            "--db",
+        ])
+        .arg(dir.join("keep.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn telemetry-init dev");
+    let stdout = child.stdout.take().unwrap();
+    let _proc = Proc(child);
+    let keep = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .take(40)
+        .find(|l| l.trim_start().starts_with("Keep:"))
+        .expect("a Keep: line");
+    assert!(
+        keep.contains("spans 2days, 5000 rows;")
+            && keep.contains("logs 2days, 2000000 rows, 64.0 MiB;")
+            && keep.contains("events 2days, 1000000 rows"),
+        "{keep}"
+    );
+    drop(_proc);
+
+    let out = Command::new(cli())
+        .args(["dev", "--max-size", "traces=1GB", "--db"])
+        .arg(dir.join("bad.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-size \"traces=1GB\": unknown signal \"traces\""),
+        "{err}"
+    );
+    assert!(!dir.join("bad.db").exists(), "nothing started");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,13 +3,15 @@
 //! then query latency over the resulting store, bytes per span and RSS.
 //!
 //! ```sh
-//! cargo bench -p telemetry-init-viewer --bench viewer            # 1 000 000 spans + 1 000 000 logs
-//! SPANS=200000 cargo bench -p telemetry-init-viewer --bench viewer
+//! cargo bench -p telemetry-init-viewer --bench viewer            # 1 000 000 spans + 1 000 000 logs at 50 000 spans/s
+//! SPANS=200000 RATE=80000 cargo bench -p telemetry-init-viewer --bench viewer
 //! ```
 //!
-//! The viewer serves on a current-thread tokio runtime (one thread for
-//! network and decoding) plus its writer thread; the load generator runs on
-//! its own runtime thread in the same process.
+//! Each server under test runs in a child process of its own pinned to CPU 0
+//! (the viewer: one current-thread tokio runtime for network and decoding
+//! plus its writer thread, so "one core" is literal); the load generator is
+//! this process, pinned to CPU 1. The server's CPU time and RSS are read
+//! from its own `/proc/<pid>`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -246,20 +248,25 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
 }
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of the whole process, in clock ticks (100 Hz on Linux).
-    std::fs::read_to_string("/proc/self/stat")
+fn rss_kib() -> u64 {
+    status_kib(std::process::id(), "VmRSS:")
+}
+
+/// utime + stime of process `pid`, in seconds (clock ticks are 100 Hz on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
             let rest = s.rsplit_once(')')?.1;
@@ -269,38 +276,189 @@ fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A server under test in a child process of its own, pinned to CPU 0
+/// (`taskset`), so that its CPU time and memory are its own and "one core"
+/// means one core: the load generator runs in this process on CPU 1.
+struct Child {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    grpc: String,
+    ui: String,
+}
+
+impl Child {
+    fn spawn(args: &[&str]) -> Child {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = if pinned() {
+            let mut c = std::process::Command::new("taskset");
+            c.arg("-c").arg("0").arg(exe);
+            c
+        } else {
+            std::process::Command::new(exe)
+        };
+        let mut child = cmd
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the server process");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let mut parts = line.split_whitespace();
+        let grpc = parts.next().expect("the child's endpoints").to_string();
+        let ui = parts.next().unwrap_or_default().to_string();
+        Child {
+            child,
+            stdin,
+            stdout,
+            grpc,
+            ui,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one command line and returns the child's one-line answer.
+    fn ask(&mut self, command: &str) -> String {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether the machine has the two CPUs the pinning needs.
+fn pinned() -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && std::process::Command::new("taskset")
+            .arg("-V")
+            .output()
+            .is_ok()
+}
+
+/// The child's side: serve until stdin closes. `viewer DB` runs the viewer
+/// on one current-thread runtime plus its writer thread; `kit` runs the test
+/// kit's in-memory receiver. Commands on stdin: `flush` (the viewer commits
+/// everything received, answers `flushed` or the writer's error), `count`
+/// (the kit answers the spans it stored).
+fn serve(mode: &str, db: Option<&str>) {
+    use std::io::{BufRead, Write};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.blocking_send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let out = |line: String| {
+            let mut o = std::io::stdout().lock();
+            writeln!(o, "{line}").unwrap();
+            o.flush().unwrap();
+        };
+        if mode == "viewer" {
+            let viewer = telemetry_init_viewer::Viewer::builder()
+                .db_path(db.expect("viewer DB path"))
+                .ephemeral_ports()
+                .retention(telemetry_init_viewer::RetentionConfig {
+                    spans: telemetry_init_viewer::RetentionPolicy::unlimited(),
+                    logs: telemetry_init_viewer::RetentionPolicy::unlimited(),
+                    ..Default::default()
+                })
+                .start()
+                .await
+                .unwrap();
+            out(format!("{} {}", viewer.grpc_endpoint(), viewer.ui_addr()));
+            while let Some(cmd) = rx.recv().await {
+                if cmd == "flush" {
+                    viewer.store().flush().await.unwrap();
+                    out(match viewer.store().last_error() {
+                        Some(e) => format!("writer error: {e}"),
+                        None => "flushed".into(),
+                    });
+                }
+            }
+            viewer.shutdown().await;
+        } else {
+            let receiver = telemetry_init_testing::OtlpReceiver::builder()
+                .memory_budget_bytes(8 << 30)
+                .start()
+                .await
+                .unwrap();
+            out(format!("{} -", receiver.grpc_endpoint()));
+            let r = receiver.handle();
+            while let Some(cmd) = rx.recv().await {
+                if cmd == "count" {
+                    out(r.stats().stored_spans.to_string());
+                }
+            }
+            receiver.shutdown().await;
+        }
+    });
+}
+
 struct Load {
     spans: u64,
     logs: u64,
     points: u64,
     refused: u64,
     secs: f64,
+    /// CPU seconds of the server process over the load.
     cpu: f64,
+    /// The server process's peak RSS while loaded (sampled every 100 ms).
     max_rss_kib: u64,
+    /// How far the paced sender fell behind its schedule at worst.
+    max_lag: Duration,
 }
 
 /// Sends `total` spans (+ logs + metric points) over gRPC with STREAMS
-/// concurrent exporters; a refused request (UNAVAILABLE) is retried after
-/// 50 ms, as exporters do, and counted.
+/// concurrent exporters to the server process `server`; a refused request
+/// (UNAVAILABLE) is retried after 50 ms, as exporters do, and counted. With
+/// `rate` (spans/s) batch `b` is sent no earlier than `b × BATCH / rate`
+/// after the start, a steady load; without it, as fast as the server
+/// answers. `done` runs (blocking) once every request has been answered; the
+/// time counts until it returns.
 async fn load(
     endpoint: String,
+    server: u32,
     total: u64,
+    rate: Option<f64>,
     spread_ns: u64,
-    done: impl std::future::Future<Output = ()>,
+    done: impl FnOnce(),
 ) -> Load {
     let batches = total / BATCH;
     let next = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let points = Arc::new(AtomicU64::new(0));
-    let max_rss = Arc::new(AtomicU64::new(rss_kib()));
+    let max_lag_us = Arc::new(AtomicU64::new(0));
+    let max_rss = Arc::new(AtomicU64::new(status_kib(server, "VmRSS:")));
     let now = now_ns();
     let started = Instant::now();
-    let cpu0 = cpu_seconds();
+    let cpu0 = cpu_seconds(server);
     let sampler = {
         let max_rss = max_rss.clone();
         tokio::spawn(async move {
             loop {
-                max_rss.fetch_max(rss_kib(), Ordering::Relaxed);
+                max_rss.fetch_max(status_kib(server, "VmRSS:"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
@@ -309,6 +467,7 @@ async fn load(
     for _ in 0..STREAMS {
         let endpoint = endpoint.clone();
         let (next, refused, points) = (next.clone(), refused.clone(), points.clone());
+        let max_lag_us = max_lag_us.clone();
         tasks.push(tokio::spawn(async move {
             let channel = tonic::transport::Endpoint::from_shared(endpoint)
                 .unwrap()
@@ -325,6 +484,16 @@ async fn load(
                     break;
                 }
                 let (tr, lr, mr) = requests(b, now, spread_ns, total);
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64((b * BATCH) as f64 / rate);
+                    let now = Instant::now();
+                    if now < due {
+                        tokio::time::sleep_until(due.into()).await;
+                    } else {
+                        let lag = (now - due).as_micros() as u64;
+                        max_lag_us.fetch_max(lag, Ordering::Relaxed);
+                    }
+                }
                 while let Err(e) = t.export(tr.clone()).await {
                     assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
                     refused.fetch_add(1, Ordering::Relaxed);
@@ -357,7 +526,7 @@ async fn load(
     for t in tasks {
         t.await.unwrap();
     }
-    done.await;
+    tokio::task::block_in_place(done);
     let secs = started.elapsed().as_secs_f64();
     sampler.abort();
     Load {
@@ -366,14 +535,17 @@ async fn load(
         points: points.load(Ordering::Relaxed),
         refused: refused.load(Ordering::Relaxed),
         secs,
-        cpu: cpu_seconds() - cpu0,
-        max_rss_kib: max_rss.load(Ordering::Relaxed).max(rss_kib()),
+        cpu: cpu_seconds(server) - cpu0,
+        max_rss_kib: max_rss
+            .load(Ordering::Relaxed)
+            .max(status_kib(server, "VmRSS:")),
+        max_lag: Duration::from_micros(max_lag_us.load(Ordering::Relaxed)),
     }
 }
 
 fn report(name: &str, l: &Load) {
     println!(
-        "{name}: {} spans + {} logs + {} metric points in {:.2} s = {:.0} spans/s ({:.0} items/s), refused-and-retried requests {}, process CPU {:.2} s ({:.2} cores), max RSS {} MiB",
+        "{name}: {} spans + {} logs + {} metric points in {:.2} s = {:.0} spans/s ({:.0} items/s), refused-and-retried requests {}, server CPU {:.2} s ({:.2} cores), server max RSS {} MiB, sender's worst lag behind schedule {:.1} ms",
         l.spans,
         l.logs,
         l.points,
@@ -383,7 +555,8 @@ fn report(name: &str, l: &Load) {
         l.refused,
         l.cpu,
         l.cpu / l.secs,
-        l.max_rss_kib / 1024
+        l.max_rss_kib / 1024,
+        l.max_lag.as_secs_f64() * 1e3
     );
 }
 
@@ -432,21 +605,52 @@ fn idle_rss() {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--idle-rss") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--idle-rss") {
         idle_rss();
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        serve(
+            args.get(i + 1).map_or("viewer", |s| s.as_str()),
+            args.get(i + 2).map(|s| s.as_str()),
+        );
         return;
     }
     let total: u64 = std::env::var("SPANS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let rate: f64 = std::env::var("RATE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50_000.0);
+    let commit = std::env::var("GIT_COMMIT").ok().or_else(|| {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    });
     let spread_ns: u64 = 3600 * 1_000_000_000; // spans spread over the last hour
     println!(
         "viewer bench: {} spans, {} logs, batches of {BATCH}, {STREAMS} gRPC streams; commit {}",
         total,
         total,
-        std::env::var("GIT_COMMIT").unwrap_or_else(|_| "?".into())
+        commit.as_deref().unwrap_or("?")
     );
+    if pinned() {
+        // The load generator (this process, every thread it will start) on
+        // CPU 1; each server process is started on CPU 0.
+        let _ = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+            .output();
+        println!(
+            "servers pinned to CPU 0 (one core: the viewer's runtime thread and its writer thread share it), load generator on CPU 1"
+        );
+    } else {
+        println!("NOT pinned (fewer than 2 CPUs or no taskset): server CPU shares the machine");
+    }
 
     // 1. Idle RSS in a fresh process.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -455,78 +659,64 @@ fn main() {
         .unwrap();
     print!("{}", String::from_utf8_lossy(&out.stdout));
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bench.db");
-    // The viewer on one runtime thread (+ its writer thread).
-    let server_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let db2 = db.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        server_rt.block_on(async move {
-            let viewer = telemetry_init_viewer::Viewer::builder()
-                .db_path(db2)
-                .ephemeral_ports()
-                .retention(telemetry_init_viewer::RetentionConfig {
-                    spans: telemetry_init_viewer::RetentionPolicy::unlimited(),
-                    logs: telemetry_init_viewer::RetentionPolicy::unlimited(),
-                    ..Default::default()
-                })
-                .start()
-                .await
-                .unwrap();
-            tx.send((
-                viewer.grpc_endpoint(),
-                viewer.ui_addr(),
-                viewer.store().clone(),
-            ))
-            .unwrap();
-            let _ = stop_rx.await;
-            viewer.shutdown().await;
-        })
-    });
-    let (grpc, ui, store) = rx.recv().unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
+    let dir = tempfile::tempdir().unwrap();
 
-    // 2. The test kit's in-memory receiver, same load (a fifth of it: it
-    //    keeps everything in memory).
+    // 2. Side by side, as fast as each server answers, the same load (a fifth
+    //    of the total: the kit keeps everything in memory): the test kit's
+    //    in-memory receiver, then the viewer on a fresh store.
     let small = (total / 5).max(BATCH);
-    let kit = client_rt.block_on(async {
-        let receiver = telemetry_init_testing::OtlpReceiver::builder()
-            .memory_budget_bytes(8 << 30)
-            .start()
-            .await
-            .unwrap();
-        let endpoint = receiver.grpc_endpoint();
-        let r = receiver.handle();
-        let want = (small / BATCH * BATCH) as usize;
-        let l = load(endpoint, small, spread_ns, async move {
-            while r.stats().stored_spans < want {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+    let want = small / BATCH * BATCH;
+    let mut kit = Child::spawn(&["--serve", "kit"]);
+    let l = client_rt.block_on(load(
+        kit.grpc.clone(),
+        kit.pid(),
+        small,
+        None,
+        spread_ns,
+        || {
+            while kit.ask("count").parse::<u64>().unwrap_or(0) < want {
+                std::thread::sleep(Duration::from_millis(5));
             }
-        })
-        .await;
-        receiver.shutdown().await;
-        l
-    });
-    report("in-memory receiver (telemetry-init-testing)", &kit);
+        },
+    ));
+    kit.stop();
+    report("in-memory receiver (telemetry-init-testing), unpaced", &l);
+    let fast_db = dir.path().join("fast.db");
+    let mut fast = Child::spawn(&["--serve", "viewer", fast_db.to_str().unwrap()]);
+    let l = client_rt.block_on(load(
+        fast.grpc.clone(),
+        fast.pid(),
+        small,
+        None,
+        spread_ns,
+        || assert_eq!(fast.ask("flush"), "flushed"),
+    ));
+    fast.stop();
+    report("viewer (SQLite, committed), unpaced", &l);
 
-    // 3. The viewer: the full load, timed until everything is committed.
-    let st = store.clone();
-    let l = client_rt.block_on(load(grpc, total, spread_ns, async move {
-        st.flush().await.unwrap();
-    }));
-    report("viewer (SQLite, committed)", &l);
-    if let Some(e) = store.last_error() {
-        println!("writer error: {e}");
-    }
+    // 3. The viewer at a steady RATE spans/s (plus as many log records and
+    //    the metric points) for the whole total: what a service exporting
+    //    to it sees. Its store is the one queried below.
+    let db = dir.path().join("bench.db");
+    let mut viewer = Child::spawn(&["--serve", "viewer", db.to_str().unwrap()]);
+    let l = client_rt.block_on(load(
+        viewer.grpc.clone(),
+        viewer.pid(),
+        total,
+        Some(rate),
+        spread_ns,
+        || assert_eq!(viewer.ask("flush"), "flushed"),
+    ));
+    report(
+        &format!("viewer (SQLite, committed), paced at {rate:.0} spans/s"),
+        &l,
+    );
+    let ui = viewer.ui.clone();
 
     // 4. Bytes on disk.
     let conn =
@@ -645,6 +835,9 @@ fn main() {
         }
         percentiles("services", d);
     });
-    let _ = stop_tx.send(());
-    server.join().unwrap();
+    println!(
+        "viewer process peak RSS over the whole run (VmHWM): {} MiB",
+        status_kib(viewer.pid(), "VmHWM:") / 1024
+    );
+    viewer.stop();
 }

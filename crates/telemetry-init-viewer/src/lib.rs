@@ -21,7 +21,7 @@
 //! * [`ingest`](mod@ingest): OTLP/gRPC, OTLP/HTTP (protobuf and JSON, gzip),
 //!   raw NDJSON events over `POST /v1/events` and a WebSocket;
 //! * [`store`]: one SQLite file written by one thread behind a bounded queue,
-//!   with retention by age and row count per signal;
+//!   with retention by age, row count and bytes on disk per signal;
 //! * [`api`]: the JSON API under `/api` and Server-Sent Events at `/api/live`.
 //!
 //! Every listener binds loopback by default. Binding another address is
@@ -46,7 +46,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use api::{ApiState, api_router};
-pub use store::{RetentionConfig, RetentionPolicy, Store, StoreConfig, StoreError};
+pub use store::{
+    RetentionConfig, RetentionPolicy, SIZE_MEASURE_INTERVAL, Store, StoreConfig, StoreError,
+};
 
 /// Starting the viewer failed.
 #[derive(Debug, thiserror::Error)]

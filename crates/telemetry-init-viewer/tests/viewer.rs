@@ -493,6 +493,7 @@ async fn retention_by_age_and_by_rows() {
         logs: RetentionPolicy {
             max_age: Some(Duration::from_secs(600)),
             max_rows: None,
+            max_bytes: None,
         },
         ..RetentionConfig::default()
     };
@@ -572,6 +573,91 @@ async fn retention_by_age_and_by_rows() {
         .await
         .unwrap();
     assert_eq!(bodies, ["fresh"]);
+    viewer.shutdown().await;
+}
+
+/// A size limit keeps a signal's tables and indexes within the bytes given
+/// (measured with `dbstat`), deleting the oldest rows, and leaves the other
+/// signals alone.
+#[tokio::test]
+async fn retention_by_bytes_on_disk() {
+    use telemetry_init_viewer::{RetentionConfig, RetentionPolicy};
+    const LIMIT: u64 = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let retention = RetentionConfig {
+        spans: RetentionPolicy::unlimited().with_max_bytes(LIMIT),
+        logs: RetentionPolicy::unlimited(),
+        ..RetentionConfig::default()
+    };
+    let viewer = builder(&dir)
+        .retention(retention)
+        .retention_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let mut client = TraceServiceClient::connect(viewer.grpc_endpoint())
+        .await
+        .unwrap();
+    let now = now_ns();
+    // About 1 MiB of spans (each with a 600-byte attribute), in insertion order.
+    let pad = "x".repeat(600);
+    for batch in 0..20u64 {
+        let spans: Vec<_> = (0..100u64)
+            .map(|i| {
+                let n = batch * 100 + i;
+                let mut s = server_span(10_000 + n, 1, "/sized", 200, now - 1_000_000_000 + n, 10);
+                s.attributes.push(kv("pad", pad.as_str()));
+                s
+            })
+            .collect();
+        client.export(traces("sized", spans)).await.unwrap();
+    }
+    let mut logs_client = LogsServiceClient::connect(viewer.grpc_endpoint())
+        .await
+        .unwrap();
+    logs_client
+        .export(logs("sized", vec![log("kept", 9, "INFO", None, now)]))
+        .await
+        .unwrap();
+    viewer.store().flush().await.unwrap();
+    let bytes = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, i64, i64, i64)> {
+        c.query_row(
+            "SELECT (SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN \
+                 (SELECT name FROM sqlite_schema WHERE tbl_name IN ('spans', 'span_events', 'span_links'))), \
+                 (SELECT count(*) FROM spans), (SELECT min(id) FROM spans), (SELECT count(*) FROM logs)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+    };
+    let mut last = (0, 0, 0, 0);
+    for _ in 0..100 {
+        last = viewer.store().read(bytes).await.unwrap();
+        if last.1 < 2000 && (last.0 as u64) <= LIMIT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (span_bytes, spans, oldest, n_logs) = last;
+    assert!(
+        spans > 0 && spans < 2000,
+        "some spans deleted, some kept: {spans}"
+    );
+    assert!(
+        (span_bytes as u64) <= LIMIT,
+        "spans use {span_bytes} B on disk, limit {LIMIT}"
+    );
+    // Deleted oldest first: the survivors are the newest rows.
+    let newest: i64 = viewer
+        .store()
+        .read(|c| c.query_row("SELECT max(id) FROM spans", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(
+        newest - oldest + 1,
+        spans,
+        "a contiguous run of the newest rows"
+    );
+    assert_eq!(n_logs, 1, "the logs (no size limit) are untouched");
     viewer.shutdown().await;
 }
 

@@ -24,7 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::broadcast;
 
-pub use retention::{RetentionConfig, RetentionPolicy};
+pub use retention::{RetentionConfig, RetentionPolicy, SIZE_MEASURE_INTERVAL};
 pub use writer::BatchSummary;
 pub(crate) use writer::Op;
 

@@ -1,8 +1,8 @@
-//! Retention: by age and by row count, per signal, enforced by the writer
+//! Retention: by age, by row count and by bytes on disk, per signal, enforced by the writer
 //! thread every `retention_interval`, in bounded chunks so ingestion never
 //! waits long behind a large delete.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
@@ -15,7 +15,17 @@ pub struct RetentionPolicy {
     pub max_age: Option<Duration>,
     /// Keep at most this many rows, deleting the oldest first. `None`: no limit.
     pub max_rows: Option<u64>,
+    /// Keep the signal's rows within this many bytes on disk (its tables and
+    /// their indexes, as SQLite's `dbstat` counts pages), deleting the
+    /// oldest first. `None`: no limit. The bytes per row are measured at
+    /// most every [`SIZE_MEASURE_INTERVAL`] and turned into a row bound
+    /// enforced with the others, so the cost stays that of a row count.
+    pub max_bytes: Option<u64>,
 }
+
+/// How often retention re-measures a size-limited signal's bytes per row
+/// (`dbstat` reads every page of the signal's tables).
+pub const SIZE_MEASURE_INTERVAL: Duration = Duration::from_secs(30);
 
 impl RetentionPolicy {
     /// A policy keeping items for `max_age` and at most `max_rows` of them.
@@ -23,6 +33,7 @@ impl RetentionPolicy {
         RetentionPolicy {
             max_age: Some(max_age),
             max_rows: Some(max_rows),
+            max_bytes: None,
         }
     }
 
@@ -31,7 +42,24 @@ impl RetentionPolicy {
         RetentionPolicy {
             max_age: None,
             max_rows: None,
+            max_bytes: None,
         }
+    }
+
+    /// The same policy with a limit on bytes on disk as well.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use telemetry_init_viewer::RetentionPolicy;
+    /// // A day of spans, at most 500 MiB of them.
+    /// let p = RetentionPolicy::new(Duration::from_secs(86_400), 2_000_000)
+    ///     .with_max_bytes(500 << 20);
+    /// assert_eq!(p.max_bytes, Some(500 << 20));
+    /// ```
+    #[must_use]
+    pub const fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = Some(bytes);
+        self
     }
 }
 
@@ -74,6 +102,9 @@ pub(crate) struct Counts {
 pub(crate) struct Retention {
     pub(crate) config: RetentionConfig,
     pub(crate) counts: Counts,
+    /// Per table (spans, logs, metric points, events): the last measured
+    /// bytes per row and when, for size limits.
+    bytes_per_row: [Option<(f64, Instant)>; 4],
 }
 
 /// Most rows one enforcement pass deletes per table: bounds the time the
@@ -132,6 +163,7 @@ impl Retention {
                 metric_points: count(conn, "metric_points")?,
                 events: count(conn, "events")?,
             },
+            bytes_per_row: [None; 4],
         })
     }
 
@@ -153,7 +185,28 @@ impl Retention {
             ),
             (&EVENTS, self.config.events, &mut self.counts.events),
         ];
-        for (table, policy, n) in plan {
+        for (i, (table, policy, n)) in plan.into_iter().enumerate() {
+            // A size limit becomes a row limit through the measured bytes
+            // per row (re-measured every SIZE_MEASURE_INTERVAL).
+            let mut max_rows = policy.max_rows;
+            if let Some(max_bytes) = policy.max_bytes
+                && *n > 0
+            {
+                let fresh =
+                    self.bytes_per_row[i].filter(|(_, at)| at.elapsed() < SIZE_MEASURE_INTERVAL);
+                let per_row = match fresh {
+                    Some((b, _)) => b,
+                    None => {
+                        let b = table_bytes(conn, table)? as f64 / *n as f64;
+                        self.bytes_per_row[i] = Some((b, Instant::now()));
+                        b
+                    }
+                };
+                // 5 % below the limit: pages are not always full, so the
+                // measured average understates what the next rows need.
+                let by_size = (max_bytes as f64 * 0.95 / per_row.max(1.0)) as u64;
+                max_rows = Some(max_rows.map_or(by_size, |m| m.min(by_size)));
+            }
             let tx = conn.transaction()?;
             let mut gone = 0;
             if let Some(age) = policy.max_age {
@@ -169,7 +222,7 @@ impl Retention {
                 )?;
             }
             let remaining = n.saturating_sub(gone);
-            if let Some(max) = policy.max_rows
+            if let Some(max) = max_rows
                 && remaining > max
             {
                 // Oldest by insertion order (the rowid): cheap, and close to
@@ -196,6 +249,29 @@ impl Retention {
         }
         Ok(deleted)
     }
+}
+
+/// Bytes on disk of `table`, its child tables and all their indexes
+/// (SQLite's `dbstat`, one aggregate row per b-tree).
+fn table_bytes(conn: &Connection, table: &Table) -> rusqlite::Result<u64> {
+    let mut names = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT name FROM sqlite_schema WHERE tbl_name = ?1")?;
+        for t in std::iter::once(&table.name).chain(table.children.iter()) {
+            for name in stmt.query_map(params![t], |r| r.get::<_, String>(0))? {
+                names.push(name?);
+            }
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?1 AND aggregate = TRUE",
+    )?;
+    let mut total = 0u64;
+    for name in &names {
+        let b: i64 = stmt.query_row(params![name], |r| r.get(0))?;
+        total += b.max(0) as u64;
+    }
+    Ok(total)
 }
 
 fn delete_where(
