@@ -10,44 +10,7 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key, Label};
 
 use crate::naming::Kind;
 use crate::registry::{Registry, Series};
-
-/// A telemetry signal as named by the `otel.sdk.*` metrics.
-///
-/// ```
-/// use telemetry_init_metrics::Signal;
-/// let names: Vec<_> = Signal::ALL.iter().map(|s| s.as_str()).collect();
-/// assert_eq!(names, ["span", "log", "metric_data_point"]);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// Spans (`otel.sdk.*.span.*`, unit `{span}`).
-    Span,
-    /// Log records (`otel.sdk.*.log.*`, unit `{log_record}`).
-    Log,
-    /// Metric data points (`otel.sdk.exporter.metric_data_point.*`, unit
-    /// `{data_point}`). Metric data points have no processor, so the
-    /// processor/queue helpers are no-ops for this signal.
-    MetricDataPoint,
-}
-
-impl Signal {
-    /// All signals.
-    pub const ALL: [Signal; 3] = [Signal::Span, Signal::Log, Signal::MetricDataPoint];
-
-    /// The name segment used in metric names: `span`, `log`,
-    /// `metric_data_point`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Span => "span",
-            Signal::Log => "log",
-            Signal::MetricDataPoint => "metric_data_point",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use telemetry_init_semconv::Signal;
 
 /// Metric names of the health helpers, per signal.
 pub mod names {
@@ -81,25 +44,25 @@ pub mod names {
 
 fn exported_name(s: Signal) -> &'static str {
     match s {
-        Signal::Span => names::SPAN_EXPORTED,
-        Signal::Log => names::LOG_EXPORTED,
-        Signal::MetricDataPoint => names::METRIC_DATA_POINT_EXPORTED,
+        Signal::Traces => names::SPAN_EXPORTED,
+        Signal::Logs => names::LOG_EXPORTED,
+        Signal::Metrics => names::METRIC_DATA_POINT_EXPORTED,
     }
 }
 
 fn processed_name(s: Signal) -> Option<&'static str> {
     match s {
-        Signal::Span => Some(names::SPAN_PROCESSED),
-        Signal::Log => Some(names::LOG_PROCESSED),
-        Signal::MetricDataPoint => None,
+        Signal::Traces => Some(names::SPAN_PROCESSED),
+        Signal::Logs => Some(names::LOG_PROCESSED),
+        Signal::Metrics => None,
     }
 }
 
 fn queue_names(s: Signal) -> Option<(&'static str, &'static str)> {
     match s {
-        Signal::Span => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
-        Signal::Log => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
-        Signal::MetricDataPoint => None,
+        Signal::Traces => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
+        Signal::Logs => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
+        Signal::Metrics => None,
     }
 }
 
@@ -212,17 +175,17 @@ impl PipelineComponents {
 
     fn exporter(&self, s: Signal) -> &str {
         match s {
-            Signal::Span => &self.span_exporter,
-            Signal::Log => &self.log_exporter,
-            Signal::MetricDataPoint => &self.metric_exporter,
+            Signal::Traces => &self.span_exporter,
+            Signal::Logs => &self.log_exporter,
+            Signal::Metrics => &self.metric_exporter,
         }
     }
 
     fn processor(&self, s: Signal) -> &str {
         match s {
-            Signal::Span => &self.span_processor,
-            Signal::Log => &self.log_processor,
-            Signal::MetricDataPoint => "",
+            Signal::Traces => &self.span_processor,
+            Signal::Logs => &self.log_processor,
+            Signal::Metrics => "",
         }
     }
 }
@@ -255,11 +218,11 @@ struct SignalHandles {
 ///
 /// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
 /// let health = recorder.handle().pipeline_health();
-/// health.exported(Signal::Span, 512);
-/// health.failed(Signal::Span, 3, "unavailable");
-/// health.dropped(Signal::Span, 1);
-/// health.queue_size(Signal::Span, 17);
-/// health.export_duration(Signal::Span, 0.012, None);
+/// health.exported(Signal::Traces, 512);
+/// health.failed(Signal::Traces, 3, "unavailable");
+/// health.dropped(Signal::Traces, 1);
+/// health.queue_size(Signal::Traces, 17);
+/// health.export_duration(Signal::Traces, 0.012, None);
 /// let text = recorder.handle().render_prometheus();
 /// assert!(text.contains(
 ///     "otel_sdk_exporter_span_exported_total{otel_component_type=\"otlp_grpc_span_exporter\"} 512"
@@ -366,7 +329,7 @@ impl PipelineHealth {
     }
 
     /// `n` items of `signal` were handed from the processor to the exporter.
-    /// No-op for [`Signal::MetricDataPoint`].
+    /// No-op for [`Signal::Metrics`].
     pub fn processed(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).processed {
             CounterFn::increment(&**s, n);
@@ -374,7 +337,7 @@ impl PipelineHealth {
     }
 
     /// `n` items of `signal` were dropped because the processor queue was
-    /// full (`error.type="queue_full"`). No-op for [`Signal::MetricDataPoint`].
+    /// full (`error.type="queue_full"`). No-op for [`Signal::Metrics`].
     pub fn dropped(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).dropped {
             CounterFn::increment(&**s, n);
@@ -382,7 +345,7 @@ impl PipelineHealth {
     }
 
     /// Sets the current processor queue size. No-op for
-    /// [`Signal::MetricDataPoint`].
+    /// [`Signal::Metrics`].
     pub fn queue_size(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_size {
             GaugeFn::set(&**s, n as f64);
@@ -390,7 +353,7 @@ impl PipelineHealth {
     }
 
     /// Sets the processor queue capacity. No-op for
-    /// [`Signal::MetricDataPoint`].
+    /// [`Signal::Metrics`].
     pub fn queue_capacity(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_capacity {
             GaugeFn::set(&**s, n as f64);

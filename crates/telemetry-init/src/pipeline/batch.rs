@@ -239,7 +239,7 @@ impl<T: Send + 'static> BatchQueue<T> {
         let handle = std::thread::Builder::new()
             .name(format!("telemetry-{}", signal.as_str()))
             .spawn(move || worker.run())?;
-        health.queue_capacity(health_signal(signal), settings.max_queue_size as u64);
+        health.queue_capacity(signal, settings.max_queue_size as u64);
         Ok(Self {
             items,
             control: control_tx,
@@ -266,7 +266,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             }
             Err(_) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                self.health.dropped(health_signal(self.signal), 1);
+                self.health.dropped(self.signal, 1);
             }
         }
     }
@@ -371,21 +371,20 @@ pub(crate) fn record_outcome(
     result: &ExportResult,
 ) -> (u64, u64) {
     log_outcome(signal, n, result);
-    let hs = health_signal(signal);
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok(delivered) => {
             let rejected = delivered.rejected.min(n);
-            health.exported(hs, n - rejected);
+            health.exported(signal, n - rejected);
             if rejected > 0 {
-                health.failed(hs, rejected, delivered.reason.unwrap_or("rejected"));
+                health.failed(signal, rejected, delivered.reason.unwrap_or("rejected"));
             }
-            health.export_duration(hs, seconds, None);
+            health.export_duration(signal, seconds, None);
             (n - rejected, rejected)
         }
         Err(e) => {
-            health.failed(hs, n, e.error_type);
-            health.export_duration(hs, seconds, Some(e.error_type));
+            health.failed(signal, n, e.error_type);
+            health.export_duration(signal, seconds, Some(e.error_type));
             (0, n)
         }
     }
@@ -522,10 +521,9 @@ impl<T> Worker<T> {
                     return;
                 }
             }
-            self.accounting.health.queue_size(
-                health_signal(self.accounting.signal),
-                self.items.len() as u64,
-            );
+            self.accounting
+                .health
+                .queue_size(self.accounting.signal, self.items.len() as u64);
         }
     }
 
@@ -610,9 +608,7 @@ impl<T> Worker<T> {
         );
         // Processed without error: handed to the exporter (drops are counted
         // with error.type=queue_full where they happen).
-        self.accounting
-            .health
-            .processed(health_signal(self.accounting.signal), n);
+        self.accounting.health.processed(self.accounting.signal, n);
         let started = Instant::now();
         match (self.export)(items, timeout) {
             Export::Done(result) => {
@@ -645,14 +641,6 @@ struct SlotGuard(Arc<InFlight>);
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.release();
-    }
-}
-
-pub(crate) fn health_signal(signal: Signal) -> telemetry_init_metrics::Signal {
-    match signal {
-        Signal::Traces => telemetry_init_metrics::Signal::Span,
-        Signal::Logs => telemetry_init_metrics::Signal::Log,
-        Signal::Metrics => telemetry_init_metrics::Signal::MetricDataPoint,
     }
 }
 
