@@ -5,12 +5,50 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{CounterFn, GaugeFn, HistogramFn, Key, Label};
 
 use crate::naming::Kind;
 use crate::registry::{Registry, Series};
-use telemetry_init_semconv::Signal;
+
+/// A telemetry signal as named by the `otel.sdk.*` metrics.
+///
+/// ```
+/// use telemetry_init_metrics::Signal;
+/// let names: Vec<_> = Signal::ALL.iter().map(|s| s.as_str()).collect();
+/// assert_eq!(names, ["span", "log", "metric_data_point"]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans (`otel.sdk.*.span.*`, unit `{span}`).
+    Span,
+    /// Log records (`otel.sdk.*.log.*`, unit `{log_record}`).
+    Log,
+    /// Metric data points (`otel.sdk.exporter.metric_data_point.*`, unit
+    /// `{data_point}`). Metric data points have no processor, so the
+    /// processor/queue helpers are no-ops for this signal.
+    MetricDataPoint,
+}
+
+impl Signal {
+    /// All signals.
+    pub const ALL: [Signal; 3] = [Signal::Span, Signal::Log, Signal::MetricDataPoint];
+
+    /// The name segment used in metric names: `span`, `log`,
+    /// `metric_data_point`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Span => "span",
+            Signal::Log => "log",
+            Signal::MetricDataPoint => "metric_data_point",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Metric names of the health helpers, per signal.
 pub mod names {
@@ -44,25 +82,25 @@ pub mod names {
 
 fn exported_name(s: Signal) -> &'static str {
     match s {
-        Signal::Traces => names::SPAN_EXPORTED,
-        Signal::Logs => names::LOG_EXPORTED,
-        Signal::Metrics => names::METRIC_DATA_POINT_EXPORTED,
+        Signal::Span => names::SPAN_EXPORTED,
+        Signal::Log => names::LOG_EXPORTED,
+        Signal::MetricDataPoint => names::METRIC_DATA_POINT_EXPORTED,
     }
 }
 
 fn processed_name(s: Signal) -> Option<&'static str> {
     match s {
-        Signal::Traces => Some(names::SPAN_PROCESSED),
-        Signal::Logs => Some(names::LOG_PROCESSED),
-        Signal::Metrics => None,
+        Signal::Span => Some(names::SPAN_PROCESSED),
+        Signal::Log => Some(names::LOG_PROCESSED),
+        Signal::MetricDataPoint => None,
     }
 }
 
 fn queue_names(s: Signal) -> Option<(&'static str, &'static str)> {
     match s {
-        Signal::Traces => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
-        Signal::Logs => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
-        Signal::Metrics => None,
+        Signal::Span => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
+        Signal::Log => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
+        Signal::MetricDataPoint => None,
     }
 }
 
@@ -175,17 +213,17 @@ impl PipelineComponents {
 
     fn exporter(&self, s: Signal) -> &str {
         match s {
-            Signal::Traces => &self.span_exporter,
-            Signal::Logs => &self.log_exporter,
-            Signal::Metrics => &self.metric_exporter,
+            Signal::Span => &self.span_exporter,
+            Signal::Log => &self.log_exporter,
+            Signal::MetricDataPoint => &self.metric_exporter,
         }
     }
 
     fn processor(&self, s: Signal) -> &str {
         match s {
-            Signal::Traces => &self.span_processor,
-            Signal::Logs => &self.log_processor,
-            Signal::Metrics => "",
+            Signal::Span => &self.span_processor,
+            Signal::Log => &self.log_processor,
+            Signal::MetricDataPoint => "",
         }
     }
 }
@@ -197,6 +235,93 @@ struct SignalHandles {
     queue_size: Option<Arc<Series>>,
     queue_capacity: Option<Arc<Series>>,
     duration: Option<Arc<Series>>,
+    totals: Totals,
+}
+
+/// The running totals of one signal, kept beside its series by the same
+/// calls, so what a program reads back ([`PipelineHealth::totals`], e.g.
+/// a shutdown report) and what the metrics show cannot disagree.
+#[derive(Debug, Default)]
+struct Totals {
+    enqueued: AtomicU64,
+    dropped: AtomicU64,
+    processed: AtomicU64,
+    discarded: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// What was recorded for one signal through a [`PipelineHealth`] (and its
+/// clones) so far; see [`PipelineHealth::totals`].
+///
+/// Every field except `enqueued` is the sum of series of the `otel.sdk.*`
+/// metrics, as the table of [`PipelineHealth`] shows; `enqueued` has no
+/// series of its own (the semantic conventions define none) and is what
+/// makes [`pending`](Self::pending) computable.
+///
+/// ```
+/// use telemetry_init_metrics::{MetricsConfig, Signal, TelemetryRecorder};
+///
+/// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
+/// let health = recorder.handle().pipeline_health();
+/// for _ in 0..10 {
+///     health.enqueued(Signal::Span);
+/// }
+/// health.dropped(Signal::Span, 2);
+/// health.processed(Signal::Span, 6);
+/// health.exported(Signal::Span, 5);
+/// health.failed(Signal::Span, 1, "unavailable");
+/// health.discarded(Signal::Span, 3, "shutdown_timeout");
+/// let t = health.totals(Signal::Span);
+/// assert_eq!((t.exported, t.failed, t.discarded, t.dropped), (5, 1, 3, 2));
+/// // Enqueued, not yet exported, failed or discarded: one span still queued.
+/// assert_eq!(t.pending(), 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PipelineTotals {
+    /// Items accepted into the processor's queue
+    /// ([`enqueued`](PipelineHealth::enqueued)); no series.
+    pub enqueued: u64,
+    /// Items refused because the queue was full
+    /// (`otel.sdk.processor.*.processed{error.type="queue_full"}`).
+    pub dropped: u64,
+    /// Items the processor handed to the exporter
+    /// (`otel.sdk.processor.*.processed` without `error.type`).
+    pub processed: u64,
+    /// Items the processor gave up on after accepting them, e.g. still
+    /// queued when the shutdown deadline passed
+    /// (`otel.sdk.processor.*.processed` with any other `error.type`).
+    pub discarded: u64,
+    /// Items the collector accepted
+    /// (`otel.sdk.exporter.*.exported` without `error.type`).
+    pub exported: u64,
+    /// Items whose export failed, whatever the reason
+    /// (`otel.sdk.exporter.*.exported` with `error.type`, all values).
+    pub failed: u64,
+}
+
+impl PipelineTotals {
+    /// Items accepted into the queue whose fate is not known yet: still
+    /// queued, or in an export that has not ended.
+    pub fn pending(&self) -> u64 {
+        self.enqueued
+            .saturating_sub(self.exported + self.failed + self.discarded)
+    }
+}
+
+impl Totals {
+    fn snapshot(&self) -> PipelineTotals {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PipelineTotals {
+            enqueued: get(&self.enqueued),
+            dropped: get(&self.dropped),
+            processed: get(&self.processed),
+            discarded: get(&self.discarded),
+            exported: get(&self.exported),
+            failed: get(&self.failed),
+        }
+    }
 }
 
 /// Typed recorder for the pipeline's own health, for the exporter and
@@ -204,12 +329,20 @@ struct SignalHandles {
 /// pre-registered series (plain atomics), failures look their `error.type`
 /// series up in the registry.
 ///
-/// | call | metric | labels |
-/// |---|---|---|
-/// | [`exported`](Self::exported) | `otel.sdk.exporter.{signal}.exported` | `otel.component.type` |
-/// | [`failed`](Self::failed) | `otel.sdk.exporter.{signal}.exported` | + `error.type` |
-/// | [`processed`](Self::processed) | `otel.sdk.processor.{span,log}.processed` | `otel.component.type` |
-/// | [`dropped`](Self::dropped) | `otel.sdk.processor.{span,log}.processed` | + `error.type="queue_full"` |
+/// It is also the one record of the pipeline's counts: each call adds to
+/// the signal's series *and* to its [`totals`](Self::totals) at once (the
+/// shutdown report of the main crate reads the totals), so there is no way
+/// to count an item in one and not the other. The totals are kept per
+/// `PipelineHealth` (shared by its clones), the series per registry.
+///
+/// | call | metric | labels | total |
+/// |---|---|---|---|
+/// | [`enqueued`](Self::enqueued) | none | | `enqueued` |
+/// | [`exported`](Self::exported) | `otel.sdk.exporter.{signal}.exported` | `otel.component.type` | `exported` |
+/// | [`failed`](Self::failed) | `otel.sdk.exporter.{signal}.exported` | + `error.type` | `failed` |
+/// | [`processed`](Self::processed) | `otel.sdk.processor.{span,log}.processed` | `otel.component.type` | `processed` |
+/// | [`dropped`](Self::dropped) | `otel.sdk.processor.{span,log}.processed` | + `error.type="queue_full"` | `dropped` |
+/// | [`discarded`](Self::discarded) | `otel.sdk.processor.{span,log}.processed` | + `error.type` | `discarded` |
 /// | [`queue_size`](Self::queue_size) / [`queue_capacity`](Self::queue_capacity) | `otel.sdk.processor.{span,log}.queue.{size,capacity}` | `otel.component.type` |
 /// | [`export_duration`](Self::export_duration) | `otel.sdk.exporter.operation.duration` | `otel.component.type` (+ `error.type`) |
 ///
@@ -218,11 +351,11 @@ struct SignalHandles {
 ///
 /// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
 /// let health = recorder.handle().pipeline_health();
-/// health.exported(Signal::Traces, 512);
-/// health.failed(Signal::Traces, 3, "unavailable");
-/// health.dropped(Signal::Traces, 1);
-/// health.queue_size(Signal::Traces, 17);
-/// health.export_duration(Signal::Traces, 0.012, None);
+/// health.exported(Signal::Span, 512);
+/// health.failed(Signal::Span, 3, "unavailable");
+/// health.dropped(Signal::Span, 1);
+/// health.queue_size(Signal::Span, 17);
+/// health.export_duration(Signal::Span, 0.012, None);
 /// let text = recorder.handle().render_prometheus();
 /// assert!(text.contains(
 ///     "otel_sdk_exporter_span_exported_total{otel_component_type=\"otlp_grpc_span_exporter\"} 512"
@@ -284,6 +417,7 @@ impl PipelineHealth {
                     Kind::Histogram,
                     &key(names::EXPORT_DURATION, vec![exporter]),
                 ),
+                totals: Totals::default(),
             }
         };
         let signals = Arc::new(Signal::ALL.map(handles));
@@ -303,9 +437,28 @@ impl PipelineHealth {
         &self.components
     }
 
+    /// What was recorded for `signal` so far, through this handle and its
+    /// clones; see [`PipelineTotals`].
+    pub fn totals(&self, signal: Signal) -> PipelineTotals {
+        self.h(signal).totals.snapshot()
+    }
+
+    /// One item of `signal` was accepted into the processor's queue. Counted
+    /// in the [`totals`](Self::totals) only (no series): one relaxed atomic
+    /// increment, cheap enough for a request thread.
+    #[inline]
+    pub fn enqueued(&self, signal: Signal) {
+        self.h(signal)
+            .totals
+            .enqueued
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `n` items of `signal` were exported successfully.
     pub fn exported(&self, signal: Signal, n: u64) {
-        if let Some(s) = &self.h(signal).exported {
+        let h = self.h(signal);
+        h.totals.exported.fetch_add(n, Ordering::Relaxed);
+        if let Some(s) = &h.exported {
             CounterFn::increment(&**s, n);
         }
     }
@@ -313,6 +466,7 @@ impl PipelineHealth {
     /// The export of `n` items of `signal` failed with `error_type` (e.g.
     /// `timeout`, `unavailable`, an HTTP status code or a gRPC status name).
     pub fn failed(&self, signal: Signal, n: u64, error_type: &str) {
+        self.h(signal).totals.failed.fetch_add(n, Ordering::Relaxed);
         let labels = vec![
             Label::new(
                 names::COMPONENT_TYPE,
@@ -329,23 +483,54 @@ impl PipelineHealth {
     }
 
     /// `n` items of `signal` were handed from the processor to the exporter.
-    /// No-op for [`Signal::Metrics`].
+    /// No series for [`Signal::MetricDataPoint`] (the totals still count).
     pub fn processed(&self, signal: Signal, n: u64) {
-        if let Some(s) = &self.h(signal).processed {
+        let h = self.h(signal);
+        h.totals.processed.fetch_add(n, Ordering::Relaxed);
+        if let Some(s) = &h.processed {
             CounterFn::increment(&**s, n);
         }
     }
 
     /// `n` items of `signal` were dropped because the processor queue was
-    /// full (`error.type="queue_full"`). No-op for [`Signal::Metrics`].
+    /// full (`error.type="queue_full"`). No series for
+    /// [`Signal::MetricDataPoint`] (the totals still count).
     pub fn dropped(&self, signal: Signal, n: u64) {
-        if let Some(s) = &self.h(signal).dropped {
+        let h = self.h(signal);
+        h.totals.dropped.fetch_add(n, Ordering::Relaxed);
+        if let Some(s) = &h.dropped {
             CounterFn::increment(&**s, n);
         }
     }
 
+    /// `n` items of `signal` that the processor had accepted never reached
+    /// the exporter, for `error_type`: e.g. `shutdown_timeout`, still queued
+    /// when the shutdown deadline passed. Recorded as
+    /// `otel.sdk.processor.{span,log}.processed{error.type=…}`; for
+    /// items refused by a full queue use [`dropped`](Self::dropped). No
+    /// series for [`Signal::MetricDataPoint`] (the totals still count).
+    pub fn discarded(&self, signal: Signal, n: u64, error_type: &str) {
+        self.h(signal)
+            .totals
+            .discarded
+            .fetch_add(n, Ordering::Relaxed);
+        let Some(name) = processed_name(signal) else {
+            return;
+        };
+        let labels = vec![
+            Label::new(
+                names::COMPONENT_TYPE,
+                self.components.processor(signal).to_string(),
+            ),
+            Label::new(names::ERROR_TYPE, error_type.to_string()),
+        ];
+        if let Some(s) = self.registry.series(Kind::Counter, &key(name, labels)) {
+            CounterFn::increment(&*s, n);
+        }
+    }
+
     /// Sets the current processor queue size. No-op for
-    /// [`Signal::Metrics`].
+    /// [`Signal::MetricDataPoint`].
     pub fn queue_size(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_size {
             GaugeFn::set(&**s, n as f64);
@@ -353,7 +538,7 @@ impl PipelineHealth {
     }
 
     /// Sets the processor queue capacity. No-op for
-    /// [`Signal::Metrics`].
+    /// [`Signal::MetricDataPoint`].
     pub fn queue_capacity(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_capacity {
             GaugeFn::set(&**s, n as f64);

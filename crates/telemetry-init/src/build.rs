@@ -98,7 +98,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
     let mut metrics_config = telemetry_init_metrics::MetricsConfig::new()
         .constant_label("service.name", config.service_name.clone());
     if let Some(buckets) = &config.duration_buckets {
-        use crate::http::red_metrics::names;
+        use crate::http::slo::names;
         for name in [
             names::HTTP_SERVER_DURATION,
             names::RPC_SERVER_DURATION,
@@ -108,10 +108,8 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
         }
     }
     for threshold in &config.slo_latency_thresholds {
-        metrics_config = metrics_config.slo_threshold(
-            crate::http::red_metrics::names::HTTP_SERVER_DURATION,
-            *threshold,
-        );
+        metrics_config =
+            metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);
     }
     if config.exemplar_filter == crate::config::ExemplarFilter::AlwaysOff {
         metrics_config = metrics_config.trace_context(None);
@@ -122,7 +120,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
     }
     let recorder = telemetry_init_metrics::TelemetryRecorder::new(metrics_config)
         .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    metrics::with_local_recorder(&recorder, crate::http::red_metrics::describe);
+    metrics::with_local_recorder(&recorder, crate::http::slo::describe);
     let metrics = recorder.handle();
     let metrics_server =
         match config.prometheus_addr {
@@ -136,14 +134,16 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
         &config.logs,
         &config.metrics,
     ));
+    // The one set of pipeline counters: the self-health metrics and the
+    // shutdown report both read it.
+    let counters = pipeline::counters::PipelineCounters::new(&health);
     let _ = metric_recorder.set(metrics_export::Recorder {
-        health: health.clone(),
+        counters: counters.metrics.clone(),
         metrics: metrics.clone(),
     });
 
     // Traces: a provider always exists, so trace ids are created (and logs
     // correlated, context propagated) even when nothing is exported.
-    let span_stats = Arc::default();
     let limits = config.span_limits;
     let mut tracer_builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
@@ -165,14 +165,12 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
             config.span_batch,
             sizes.span_queue_bytes,
             limits.attribute_value_length,
-            Arc::clone(&span_stats),
+            counters.traces.clone(),
             export,
-            health.clone(),
         )?);
     }
     let tracer_provider = tracer_builder.build();
 
-    let log_stats = Arc::default();
     let logger_provider = match pipeline::log_export(
         &config.logs,
         &resource,
@@ -187,9 +185,8 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
                     config.log_batch,
                     sizes.log_queue_bytes,
                     config.log_limits,
-                    Arc::clone(&log_stats),
+                    counters.logs.clone(),
                     export,
-                    health,
                 )?)
                 .build(),
         ),
@@ -202,8 +199,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
         tracer_provider: tracer_provider.clone(),
         logger_provider: logger_provider.clone(),
         meter_provider: meter_provider.clone(),
-        span_stats,
-        log_stats,
+        counters,
         runtime,
         stdout: Some(stdout_guard),
         metrics_server,

@@ -1,27 +1,37 @@
 //! [`TelemetryGuard`]: flushes everything on shutdown, never hangs.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-use crate::pipeline::batch::SignalStats;
+use crate::pipeline::counters::{PipelineCounters, SignalCounters};
 use crate::pipeline::runtime::ExportRuntime;
 
-/// What happened to one signal's items since `install()`.
+/// What happened to one signal's items since the telemetry was built.
+///
+/// Computed from the same counters as the pipeline's self-health metrics
+/// (`otel_sdk_*`, see `docs/metrics.md`), so the two always agree:
+///
+/// | field | metric (spans; `log` for log records) |
+/// |---|---|
+/// | `exported` | `otel_sdk_exporter_span_exported_total` without `error_type` |
+/// | `dropped` | `otel_sdk_processor_span_processed_total{error_type="queue_full"}` |
+/// | `failed` | `otel_sdk_exporter_span_exported_total` with any `error_type`, plus `otel_sdk_processor_span_processed_total{error_type="shutdown_timeout"}` |
+/// | `pending` | accepted into the queue and in none of the above |
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SignalReport {
     /// Items the collector accepted.
     pub exported: u64,
     /// Items dropped because the bounded queue was full.
     pub dropped: u64,
-    /// Items whose export failed, timed out or was cut off by the deadline.
+    /// Items whose export failed or timed out, that the collector rejected,
+    /// or that were still queued when the shutdown deadline passed.
     pub failed: u64,
-    /// Items still waiting in the queue when the report was taken.
+    /// Items still queued, or in an export that had not ended, when the
+    /// report was taken.
     pub pending: u64,
 }
 
@@ -31,15 +41,13 @@ impl SignalReport {
         self.dropped + self.failed + self.pending
     }
 
-    fn from_stats(s: &SignalStats) -> Self {
-        let enqueued = s.enqueued.load(Ordering::Relaxed);
-        let exported = s.exported.load(Ordering::Relaxed);
-        let failed = s.failed.load(Ordering::Relaxed);
+    fn from_counters(c: &SignalCounters) -> Self {
+        let t = c.totals();
         Self {
-            exported,
-            dropped: s.dropped.load(Ordering::Relaxed),
-            failed,
-            pending: enqueued.saturating_sub(exported + failed),
+            exported: t.exported,
+            dropped: t.dropped,
+            failed: t.failed + t.discarded,
+            pending: t.pending(),
         }
     }
 }
@@ -51,6 +59,9 @@ pub struct ShutdownReport {
     pub traces: SignalReport,
     /// Log records.
     pub logs: SignalReport,
+    /// Metric data points pushed over OTLP (all zero when metrics are not
+    /// pushed). Points are not queued: `dropped` and `pending` stay zero.
+    pub metrics: SignalReport,
     /// Errors met while flushing, e.g. a timed-out export or metric push.
     pub errors: Vec<String>,
     /// Whether the deadline passed before every signal was flushed.
@@ -66,6 +77,16 @@ impl ShutdownReport {
             && self.errors.is_empty()
             && self.traces.undelivered() == 0
             && self.logs.undelivered() == 0
+            && self.metrics.undelivered() == 0
+    }
+
+    fn from_counters(c: &PipelineCounters) -> Self {
+        Self {
+            traces: SignalReport::from_counters(&c.traces),
+            logs: SignalReport::from_counters(&c.logs),
+            metrics: SignalReport::from_counters(&c.metrics),
+            ..Default::default()
+        }
     }
 }
 
@@ -79,6 +100,14 @@ impl fmt::Display for ShutdownReport {
             self.logs.exported,
             self.logs.undelivered()
         )?;
+        if self.metrics != SignalReport::default() {
+            write!(
+                f,
+                "; metric data points: {} exported, {} not delivered",
+                self.metrics.exported,
+                self.metrics.undelivered()
+            )?;
+        }
         if self.timed_out {
             f.write_str("; shutdown deadline reached")?;
         }
@@ -93,8 +122,9 @@ pub(crate) struct Parts {
     pub(crate) tracer_provider: SdkTracerProvider,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     pub(crate) meter_provider: Option<SdkMeterProvider>,
-    pub(crate) span_stats: Arc<SignalStats>,
-    pub(crate) log_stats: Arc<SignalStats>,
+    /// The pipeline's one set of counters, which the self-health metrics
+    /// show too.
+    pub(crate) counters: PipelineCounters,
     pub(crate) runtime: Option<ExportRuntime>,
     pub(crate) stdout: Option<crate::logs::StdoutGuard>,
     pub(crate) drop_timeout: Duration,
@@ -152,11 +182,7 @@ impl TelemetryGuard {
     /// The counts so far, without stopping anything.
     pub fn report(&self) -> ShutdownReport {
         match &self.parts {
-            Some(p) => ShutdownReport {
-                traces: SignalReport::from_stats(&p.span_stats),
-                logs: SignalReport::from_stats(&p.log_stats),
-                ..Default::default()
-            },
+            Some(p) => ShutdownReport::from_counters(&p.counters),
             None => ShutdownReport::default(),
         }
     }
@@ -167,7 +193,7 @@ impl TelemetryGuard {
         let Some(parts) = self.parts.take() else {
             return ShutdownReport::default();
         };
-        let stats = (parts.span_stats.clone(), parts.log_stats.clone());
+        let counters = parts.counters.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("telemetry-shutdown".into())
@@ -184,7 +210,7 @@ impl TelemetryGuard {
         let grace = timeout + Duration::from_millis(250);
         match tokio::time::timeout(grace, rx).await {
             Ok(Ok(report)) => report,
-            _ => timed_out_report(&stats, timeout, started),
+            _ => timed_out_report(&counters, timeout, started),
         }
     }
 }
@@ -195,7 +221,7 @@ impl Drop for TelemetryGuard {
             return;
         };
         let timeout = parts.drop_timeout;
-        let stats = (parts.span_stats.clone(), parts.log_stats.clone());
+        let counters = parts.counters.clone();
         let started = Instant::now();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let spawned = std::thread::Builder::new()
@@ -208,7 +234,7 @@ impl Drop for TelemetryGuard {
             // `shutdown`, and must not hang the process on a dead collector.
             let report = rx
                 .recv_timeout(timeout + Duration::from_millis(250))
-                .unwrap_or_else(|_| timed_out_report(&stats, timeout, started));
+                .unwrap_or_else(|_| timed_out_report(&counters, timeout, started));
             if !report.is_complete() {
                 eprintln!("telemetry-init: {report}");
             }
@@ -219,28 +245,27 @@ impl Drop for TelemetryGuard {
 /// The report when the flush is still running at the deadline: everything
 /// not yet exported counts as not delivered.
 fn timed_out_report(
-    stats: &(Arc<SignalStats>, Arc<SignalStats>),
+    counters: &PipelineCounters,
     timeout: Duration,
     started: Instant,
 ) -> ShutdownReport {
     let mut errors = vec![format!("shutdown did not finish within {timeout:?}")];
-    errors.extend(last_errors(&stats.0, &stats.1));
+    errors.extend(last_errors(counters));
     ShutdownReport {
-        traces: SignalReport::from_stats(&stats.0),
-        logs: SignalReport::from_stats(&stats.1),
         timed_out: true,
         errors,
         elapsed: started.elapsed(),
+        ..ShutdownReport::from_counters(counters)
     }
 }
 
 /// The last export error of each signal, so a report says *why*.
-fn last_errors(spans: &SignalStats, logs: &SignalStats) -> Vec<String> {
-    [("traces", spans), ("logs", logs)]
+fn last_errors(counters: &PipelineCounters) -> Vec<String> {
+    [&counters.traces, &counters.logs, &counters.metrics]
         .into_iter()
-        .filter_map(|(name, s)| {
-            let last = s.last_error.lock().ok()?.clone()?;
-            Some(format!("{name}: last export error: {last}"))
+        .filter_map(|c| {
+            let last = c.last_error()?;
+            Some(format!("{}: last export error: {last}", c.signal()))
         })
         .collect()
 }
@@ -275,13 +300,12 @@ fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
     {
         errors.push(format!("metrics: {e}"));
     }
-    errors.extend(last_errors(&parts.span_stats, &parts.log_stats));
+    errors.extend(last_errors(&parts.counters));
     let report = ShutdownReport {
-        traces: SignalReport::from_stats(&parts.span_stats),
-        logs: SignalReport::from_stats(&parts.log_stats),
         timed_out: Instant::now() >= deadline,
         errors,
         elapsed: started.elapsed(),
+        ..ShutdownReport::from_counters(&parts.counters)
     };
     tracing::info!(
         target: "telemetry_init",
@@ -289,6 +313,8 @@ fn shutdown_blocking(parts: Parts, timeout: Duration) -> ShutdownReport {
         spans_undelivered = report.traces.undelivered(),
         logs_exported = report.logs.exported,
         logs_undelivered = report.logs.undelivered(),
+        metric_data_points_exported = report.metrics.exported,
+        metric_data_points_undelivered = report.metrics.undelivered(),
         elapsed_ms = report.elapsed.as_millis() as u64,
         "telemetry shut down"
     );

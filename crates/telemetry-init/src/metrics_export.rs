@@ -26,8 +26,9 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use tokio::runtime::Handle;
 
-use crate::config::{Protocol, Signal};
-use crate::pipeline::batch::{ExportError, record_outcome};
+use crate::config::Protocol;
+use crate::pipeline::batch::ExportError;
+use crate::pipeline::counters::SignalCounters;
 use crate::pipeline::exporters::{OtlpClient, encode_metrics};
 use crate::pipeline::{fit, runtime};
 
@@ -50,8 +51,9 @@ pub(crate) struct RuntimeMetricExporter {
 /// What the exporter needs from the metrics recorder.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    /// Where export outcomes are counted.
-    pub(crate) health: telemetry_init_metrics::PipelineHealth,
+    /// Where export outcomes are counted: the metric data points' part of
+    /// the pipeline's one set of counters.
+    pub(crate) counters: SignalCounters,
     /// Where exemplars are read.
     pub(crate) metrics: telemetry_init_metrics::MetricsHandle,
 }
@@ -343,13 +345,7 @@ impl PushMetricExporter for RuntimeMetricExporter {
                 .fetch_max(until, Ordering::Relaxed);
         }
         if let Some(r) = recorder {
-            record_outcome(
-                &r.health,
-                Signal::Metrics,
-                points.len() as u64,
-                started,
-                &result,
-            );
+            r.counters.finished(points.len() as u64, started, &result);
         }
         std::future::ready(match result {
             Ok(_) => Ok(()),

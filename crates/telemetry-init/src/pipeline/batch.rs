@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,20 +20,8 @@ use tokio::runtime::Handle;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use crossbeam_queue::SegQueue;
 
-use telemetry_init_metrics::PipelineHealth;
-
-use crate::config::{BatchSettings, Signal};
-
-/// Counts for one signal, readable at any time.
-#[derive(Debug, Default)]
-pub(crate) struct SignalStats {
-    pub(crate) enqueued: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) exported: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    /// The last export error's message, for the shutdown report.
-    pub(crate) last_error: std::sync::Mutex<Option<String>>,
-}
+use super::counters::SignalCounters;
+use crate::config::BatchSettings;
 
 /// Why an export attempt failed: a small fixed `error.type` and a message.
 #[derive(Debug)]
@@ -56,9 +44,12 @@ impl ExportError {
         }
     }
 
+    /// The `error.type` of an export that ran out of time.
+    pub(crate) const TIMEOUT: &'static str = "timeout";
+
     pub(crate) fn timeout(timeout: Duration) -> Self {
         Self {
-            error_type: "timeout",
+            error_type: Self::TIMEOUT,
             message: format!("export timed out after {timeout:?}"),
         }
     }
@@ -101,6 +92,11 @@ pub(crate) enum Export {
 /// The export side: called on the worker thread with a batch and the longest
 /// time it may take.
 pub(crate) type ExportFn<T> = Box<dyn FnMut(Vec<T>, Duration) -> Export + Send>;
+
+/// How long [`BatchQueue::shutdown`] waits past its deadline for the worker
+/// to say it is done: the worker stops at the deadline and then records
+/// what it cut off, and the report taken next must include that.
+const SHUTDOWN_ACK_GRACE: Duration = Duration::from_millis(50);
 
 /// How many exports of one signal may be on the wire at once.
 ///
@@ -195,59 +191,54 @@ pub(crate) struct BatchQueue<T> {
     control: Sender<Control>,
     wake_pending: Arc<AtomicBool>,
     batch_size: usize,
-    stats: Arc<SignalStats>,
-    signal: Signal,
-    health: PipelineHealth,
+    counters: SignalCounters,
+    in_flight: Arc<InFlight>,
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<T> std::fmt::Debug for BatchQueue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchQueue")
-            .field("signal", &self.signal)
+            .field("signal", &self.counters.signal())
             .field("queued", &self.items.len())
             .finish()
     }
 }
 
 impl<T: Send + 'static> BatchQueue<T> {
+    /// Starts the worker of one signal; every outcome of its items is
+    /// recorded in `counters`.
     pub(crate) fn start(
-        signal: Signal,
         settings: BatchSettings,
         max_bytes: usize,
-        stats: Arc<SignalStats>,
+        counters: SignalCounters,
         export: ExportFn<T>,
-        health: PipelineHealth,
     ) -> std::io::Result<Self> {
         let items = Arc::new(Bounded::new(settings.max_queue_size.max(1), max_bytes));
         let (control_tx, control_rx) = unbounded();
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let in_flight = Arc::new(InFlight::default());
         let worker = Worker {
             items: Arc::clone(&items),
             control: control_rx,
             wake_pending: Arc::clone(&wake_pending),
             settings,
             export,
-            accounting: Arc::new(Accounting {
-                stats: stats.clone(),
-                signal,
-                health: health.clone(),
-            }),
-            in_flight: Arc::default(),
+            counters: counters.clone(),
+            in_flight: Arc::clone(&in_flight),
             batch_bytes: 0,
         };
         let handle = std::thread::Builder::new()
-            .name(format!("telemetry-{}", signal.as_str()))
+            .name(format!("telemetry-{}", counters.signal().as_str()))
             .spawn(move || worker.run())?;
-        health.queue_capacity(signal, settings.max_queue_size as u64);
+        counters.queue_capacity(settings.max_queue_size as u64);
         Ok(Self {
             items,
             control: control_tx,
             wake_pending,
             batch_size: settings.max_export_batch_size.max(1),
-            stats,
-            signal,
-            health,
+            counters,
+            in_flight,
             worker: std::sync::Mutex::new(Some(handle)),
         })
     }
@@ -257,17 +248,14 @@ impl<T: Send + 'static> BatchQueue<T> {
     pub(crate) fn push(&self, item: T, size: usize) {
         match self.items.push(item, size) {
             Ok(()) => {
-                self.stats.enqueued.fetch_add(1, Ordering::Relaxed);
+                self.counters.enqueued();
                 if self.items.len() >= self.batch_size
                     && !self.wake_pending.swap(true, Ordering::AcqRel)
                 {
                     let _ = self.control.send(Control::Wake);
                 }
             }
-            Err(_) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                self.health.dropped(self.signal, 1);
-            }
+            Err(_) => self.counters.dropped(),
         }
     }
 
@@ -277,18 +265,27 @@ impl<T: Send + 'static> BatchQueue<T> {
         self.control
             .send(Control::Flush(tx))
             .map_err(|_| "export worker already stopped".to_string())?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| format!("{} flush did not finish within {timeout:?}", self.signal))
+        rx.recv_timeout(timeout).map_err(|_| {
+            format!(
+                "{} flush did not finish within {timeout:?}",
+                self.counters.signal()
+            )
+        })
     }
 
-    /// Exports what it can before `timeout`, then stops the worker.
+    /// Exports what it can before `timeout`, then stops the worker. Once
+    /// it returns `Ok`, every item is counted as exported, failed, cut off
+    /// by the deadline, or (in an export the deadline cut short) pending.
     pub(crate) fn shutdown(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let (tx, rx) = bounded(1);
+        // A worker waiting for an export slot (on a slow collector, for up
+        // to the export timeout) stops waiting and reads this at once.
+        self.in_flight.interrupt();
         if self.control.send(Control::Shutdown(deadline, tx)).is_err() {
             return Ok(()); // already shut down
         }
-        match rx.recv_timeout(timeout) {
+        match rx.recv_timeout(timeout + SHUTDOWN_ACK_GRACE) {
             Ok(()) => {
                 if let Some(h) = self.worker.lock().ok().and_then(|mut w| w.take()) {
                     let _ = h.join();
@@ -299,7 +296,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             // is detached, and whatever it holds is reported as undelivered.
             Err(_) => Err(format!(
                 "{} shutdown did not finish within {timeout:?}",
-                self.signal
+                self.counters.signal()
             )),
         }
     }
@@ -311,7 +308,7 @@ struct Worker<T> {
     wake_pending: Arc<AtomicBool>,
     settings: BatchSettings,
     export: ExportFn<T>,
-    accounting: Arc<Accounting>,
+    counters: SignalCounters,
     in_flight: Arc<InFlight>,
     /// The byte budget held by the items in the batch being filled.
     batch_bytes: usize,
@@ -327,160 +324,87 @@ impl Drop for BytesGuard {
     }
 }
 
-/// Records how exports ended; shared with exports still on the runtime.
-struct Accounting {
-    stats: Arc<SignalStats>,
-    signal: Signal,
-    health: PipelineHealth,
-}
-
-impl Accounting {
-    fn finished(&self, n: u64, started: Instant, result: ExportResult) {
-        let (ok, failed) = record_outcome(&self.health, self.signal, n, started, &result);
-        self.stats.exported.fetch_add(ok, Ordering::Relaxed);
-        self.stats.failed.fetch_add(failed, Ordering::Relaxed);
-        let last = match result {
-            Ok(Delivered {
-                message: Some(m), ..
-            }) if failed > 0 => Some(format!("collector rejected {failed}: {m}")),
-            Err(e) => Some(e.message),
-            Ok(_) => None,
-        };
-        if let Some(last) = last {
-            *self
-                .stats
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(last);
-        }
-    }
-}
-
-/// The one failure accounting of every signal on every transport: records
-/// how an export of `n` items ended in the health metrics and returns
-/// `(exported, failed)`. Items a collector rejected in a `partial_success`
-/// are failed items with `error.type="rejected"`. Logs the outcome when it
-/// is not a plain success, once per `error.type` (failures) or per
-/// collector message (`partial_success`), so a failing collector costs one
-/// line per cause, not one per batch.
-pub(crate) fn record_outcome(
-    health: &PipelineHealth,
-    signal: Signal,
-    n: u64,
-    started: Instant,
-    result: &ExportResult,
-) -> (u64, u64) {
-    log_outcome(signal, n, result);
-    let seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok(delivered) => {
-            let rejected = delivered.rejected.min(n);
-            health.exported(signal, n - rejected);
-            if rejected > 0 {
-                health.failed(signal, rejected, delivered.reason.unwrap_or("rejected"));
-            }
-            health.export_duration(signal, seconds, None);
-            (n - rejected, rejected)
-        }
-        Err(e) => {
-            health.failed(signal, n, e.error_type);
-            health.export_duration(signal, seconds, Some(e.error_type));
-            (0, n)
-        }
-    }
-}
-
-/// The log line of an export that did not simply succeed: one per cause.
-fn log_outcome(signal: Signal, n: u64, result: &ExportResult) {
-    match result {
-        Ok(Delivered {
-            message: Some(message),
-            rejected,
-            reason: None,
-        }) => log_once(
-            signal,
-            "partial_success",
-            message,
-            format_args!(
-                "the collector rejected {} of {n} {signal} items in one export: {message}",
-                rejected.min(&n)
-            ),
-        ),
-        Ok(Delivered {
-            message: Some(message),
-            rejected,
-            reason: Some(reason),
-        }) => log_once(
-            signal,
-            reason,
-            reason,
-            format_args!(
-                "{} of {n} {signal} items not delivered ({reason}): {message}",
-                rejected.min(&n)
-            ),
-        ),
-        Ok(_) => {}
-        Err(e) => {
-            // Transport messages already say "<signal> export failed…".
-            let prefix = format!("{signal} export");
-            if e.message.starts_with(&prefix) {
-                log_once(
-                    signal,
-                    e.error_type,
-                    e.error_type,
-                    format_args!("{}", e.message),
-                );
-            } else {
-                log_once(
-                    signal,
-                    e.error_type,
-                    e.error_type,
-                    format_args!("{prefix} failed: {}", e.message),
-                );
-            }
-        }
-    }
-}
-
 /// Counts exports running on the runtime, so the worker can cap them and
-/// wait for them at flush and shutdown.
+/// wait for them at flush and shutdown. A shutdown request interrupts the
+/// waits that are not part of the shutdown itself, so the worker turns to
+/// its shutdown drain at once even when a slow collector holds every slot.
 #[derive(Default)]
 struct InFlight {
-    count: Mutex<usize>,
+    state: Mutex<Slots>,
     changed: Condvar,
 }
 
+#[derive(Default)]
+struct Slots {
+    running: usize,
+    stopping: bool,
+}
+
+/// Whether a wait gives way to a shutdown request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Outside the shutdown drain: a shutdown request ends the wait.
+    Interruptible,
+    /// The shutdown drain's own waits: bounded by its deadline only.
+    ToTheDeadline,
+}
+
+/// How waiting for an export slot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Taken,
+    TimedOut,
+    Interrupted,
+}
+
 impl InFlight {
-    /// The count, once it is below `limit` or `deadline` has passed.
-    fn wait_below(&self, limit: usize, deadline: Instant) -> std::sync::MutexGuard<'_, usize> {
-        let n = self.count.lock().unwrap_or_else(|p| p.into_inner());
+    /// The state, once fewer than `limit` exports run, `deadline` has
+    /// passed, or (when `wait` allows) a shutdown was requested.
+    fn wait_below(
+        &self,
+        limit: usize,
+        deadline: Instant,
+        wait: Wait,
+    ) -> std::sync::MutexGuard<'_, Slots> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let left = deadline.saturating_duration_since(Instant::now());
         self.changed
-            .wait_timeout_while(n, left, |n| *n >= limit)
+            .wait_timeout_while(state, left, |s| {
+                s.running >= limit && !(wait == Wait::Interruptible && s.stopping)
+            })
             .unwrap_or_else(|p| p.into_inner())
             .0
     }
 
-    /// Waits for the count to drop to `max - 1` or below, then takes a slot;
-    /// `false` if `deadline` passed first.
-    fn acquire(&self, max: usize, deadline: Instant) -> bool {
-        let mut n = self.wait_below(max, deadline);
-        if *n >= max {
-            return false;
+    /// Waits for the count to drop to `max - 1` or below, then takes a slot.
+    fn acquire(&self, max: usize, deadline: Instant, wait: Wait) -> Slot {
+        let mut state = self.wait_below(max, deadline, wait);
+        if state.running < max {
+            state.running += 1;
+            Slot::Taken
+        } else if wait == Wait::Interruptible && state.stopping {
+            Slot::Interrupted
+        } else {
+            Slot::TimedOut
         }
-        *n += 1;
-        true
     }
 
     fn release(&self) {
-        let mut n = self.count.lock().unwrap_or_else(|p| p.into_inner());
-        *n = n.saturating_sub(1);
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.running = state.running.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// A shutdown was requested: interruptible waits end now and from now on.
+    fn interrupt(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.stopping = true;
         self.changed.notify_all();
     }
 
     /// Waits until no export is running or `deadline` passes.
-    fn wait_idle(&self, deadline: Instant) {
-        drop(self.wait_below(1, deadline));
+    fn wait_idle(&self, deadline: Instant, wait: Wait) {
+        drop(self.wait_below(1, deadline, wait));
     }
 }
 
@@ -497,17 +421,20 @@ impl<T> Worker<T> {
                     // Full batches only; a partial one waits for the timer.
                     while self.items.len() >= max {
                         self.fill(&mut batch);
-                        self.export_batch(&mut batch, None);
+                        if !self.export_batch(&mut batch, None) {
+                            break;
+                        }
                     }
                 }
                 Ok(Control::Flush(done)) => {
                     self.drain(&mut batch, None);
-                    self.in_flight.wait_idle(Instant::now() + self.bound());
+                    self.in_flight
+                        .wait_idle(Instant::now() + self.bound(), Wait::Interruptible);
                     let _ = done.send(());
                 }
                 Ok(Control::Shutdown(deadline, done)) => {
                     self.drain(&mut batch, Some(deadline));
-                    self.in_flight.wait_idle(deadline);
+                    self.in_flight.wait_idle(deadline, Wait::ToTheDeadline);
                     let _ = done.send(());
                     return;
                 }
@@ -517,13 +444,12 @@ impl<T> Worker<T> {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.drain(&mut batch, None);
-                    self.in_flight.wait_idle(Instant::now() + self.bound());
+                    self.in_flight
+                        .wait_idle(Instant::now() + self.bound(), Wait::Interruptible);
                     return;
                 }
             }
-            self.accounting
-                .health
-                .queue_size(self.accounting.signal, self.items.len() as u64);
+            self.counters.queue_size(self.items.len() as u64);
         }
     }
 
@@ -541,7 +467,8 @@ impl<T> Worker<T> {
     }
 
     /// Exports everything queued, in batches, until the queue is empty or the
-    /// deadline passes (what is left is counted as not delivered).
+    /// deadline passes (what is left is counted as not delivered), or
+    /// (without a deadline) a shutdown interrupts it.
     fn drain(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
         loop {
             self.fill(batch);
@@ -556,13 +483,12 @@ impl<T> Worker<T> {
                     drop(BytesGuard(Arc::clone(&self.items.bytes), size));
                     left += 1;
                 }
-                self.accounting
-                    .stats
-                    .failed
-                    .fetch_add(left, Ordering::Relaxed);
+                self.counters.cut_at_deadline(left);
                 return;
             }
-            self.export_batch(batch, deadline);
+            if !self.export_batch(batch, deadline) {
+                return;
+            }
         }
     }
 
@@ -580,44 +506,61 @@ impl<T> Worker<T> {
         )
     }
 
-    fn export_batch(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) {
+    /// Exports `batch` (the shutdown drain passes its deadline). `false`
+    /// when a shutdown request interrupted the wait for an export slot: the
+    /// batch and its bytes are kept, for the shutdown's drain.
+    fn export_batch(&mut self, batch: &mut Vec<T>, deadline: Option<Instant>) -> bool {
         if batch.is_empty() {
-            return;
+            return true;
         }
-        let bytes = self.take_bytes();
         let n = batch.len() as u64;
-        let mut timeout = self.settings.export_timeout;
-        if let Some(d) = deadline {
-            timeout = timeout.min(d.saturating_duration_since(Instant::now()));
-        }
         // A free export slot first: this is where a slow collector holds the
         // worker back, while the queue in front of it absorbs (then drops).
         let slot_deadline = Instant::now() + self.bound();
-        if !self.in_flight.acquire(
-            MAX_IN_FLIGHT,
-            deadline.map_or(slot_deadline, |d| d.min(slot_deadline)),
-        ) {
-            self.accounting
-                .finished(n, Instant::now(), Err(ExportError::timeout(timeout)));
+        let (slot_deadline, wait) = match deadline {
+            Some(d) => (d.min(slot_deadline), Wait::ToTheDeadline),
+            None => (slot_deadline, Wait::Interruptible),
+        };
+        let slot = self.in_flight.acquire(MAX_IN_FLIGHT, slot_deadline, wait);
+        if slot == Slot::Interrupted {
+            return false;
+        }
+        let bytes = self.take_bytes();
+        // Handed to the export stage, where each item is then counted as
+        // exported or failed (drops are counted with error.type=queue_full
+        // where they happen, items cut off by the shutdown deadline with
+        // shutdown_timeout).
+        self.counters.processed(n);
+        if slot == Slot::TimedOut {
+            let error = ExportError {
+                error_type: ExportError::TIMEOUT,
+                message: format!(
+                    "{} export timed out waiting for one of the {MAX_IN_FLIGHT} exports on the wire to end",
+                    self.counters.signal()
+                ),
+            };
+            self.counters.finished(n, Instant::now(), &Err(error));
             batch.clear();
-            return;
+            drop(bytes);
+            return true;
+        }
+        let mut timeout = self.settings.export_timeout;
+        if let Some(d) = deadline {
+            timeout = timeout.min(d.saturating_duration_since(Instant::now()));
         }
         let items = std::mem::replace(
             batch,
             Vec::with_capacity(self.settings.max_export_batch_size),
         );
-        // Processed without error: handed to the exporter (drops are counted
-        // with error.type=queue_full where they happen).
-        self.accounting.health.processed(self.accounting.signal, n);
         let started = Instant::now();
         match (self.export)(items, timeout) {
             Export::Done(result) => {
-                self.accounting.finished(n, started, result);
+                self.counters.finished(n, started, &result);
                 self.in_flight.release();
                 drop(bytes);
             }
             Export::Spawn(handle, future) => {
-                let accounting = Arc::clone(&self.accounting);
+                let counters = self.counters.clone();
                 let in_flight = Arc::clone(&self.in_flight);
                 // Released even if the runtime drops the task unfinished.
                 let slot = SlotGuard(in_flight);
@@ -626,12 +569,13 @@ impl<T> Worker<T> {
                         Ok(r) => r,
                         Err(_) => Err(ExportError::timeout(timeout)),
                     };
-                    accounting.finished(n, started, result);
+                    counters.finished(n, started, &result);
                     drop(slot);
                     drop(bytes);
                 });
             }
         }
+        true
     }
 }
 
@@ -644,42 +588,21 @@ impl Drop for SlotGuard {
     }
 }
 
-/// Logs `line` the first time `(signal, kind, key)` is seen, so a collector
-/// that keeps failing or rejecting is reported once per distinct cause,
-/// not once per batch. The set is bounded; past it nothing more is logged.
-pub(crate) fn log_once(signal: Signal, kind: &str, key: &str, line: std::fmt::Arguments<'_>) {
-    const MAX_KEYS: usize = 256;
-    static SEEN: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashSet<(Signal, String, String)>>,
-    > = std::sync::OnceLock::new();
-    let mut seen = SEEN
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if seen.len() >= MAX_KEYS {
-        return;
-    }
-    if seen.insert((signal, kind.to_string(), key.to_string())) {
-        drop(seen);
-        tracing::warn!(
-            target: "telemetry_init::export",
-            signal = signal.as_str(),
-            error.type = kind,
-            "{line}"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Signal;
     use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
 
-    fn health() -> PipelineHealth {
-        telemetry_init_metrics::TelemetryRecorder::new(telemetry_init_metrics::MetricsConfig::new())
-            .unwrap()
-            .handle()
-            .pipeline_health()
+    fn counters(signal: Signal) -> SignalCounters {
+        let health = telemetry_init_metrics::TelemetryRecorder::new(
+            telemetry_init_metrics::MetricsConfig::new(),
+        )
+        .unwrap()
+        .handle()
+        .pipeline_health();
+        SignalCounters::new(&health, signal)
     }
 
     fn settings(queue: usize, batch: usize) -> BatchSettings {
@@ -695,9 +618,8 @@ mod tests {
     fn batches_and_flushes_everything() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let stats = Arc::new(SignalStats::default());
+        let stats = counters(Signal::Traces);
         let q = BatchQueue::start(
-            Signal::Traces,
             settings(100, 10),
             usize::MAX,
             stats.clone(),
@@ -705,7 +627,6 @@ mod tests {
                 s.lock().unwrap().push(b.len());
                 Export::Done(Ok(Delivered::default()))
             }),
-            health(),
         )
         .unwrap();
         for i in 0..25 {
@@ -716,16 +637,15 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 25);
         assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
         q.shutdown(Duration::from_secs(5)).unwrap();
-        assert_eq!(stats.exported.load(Ordering::Relaxed), 25);
-        assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.totals().exported, 25);
+        assert_eq!(stats.totals().dropped, 0);
     }
 
     #[test]
     fn full_queue_drops_and_counts_without_blocking() {
         let (block_tx, block_rx) = bounded::<()>(0);
-        let stats = Arc::new(SignalStats::default());
+        let stats = counters(Signal::Logs);
         let q = BatchQueue::start(
-            Signal::Logs,
             settings(4, 1),
             usize::MAX,
             stats.clone(),
@@ -733,7 +653,6 @@ mod tests {
                 let _ = block_rx.recv_timeout(Duration::from_secs(2));
                 Export::Done(Err(ExportError::failed("collector down")))
             }),
-            health(),
         )
         .unwrap();
         let started = Instant::now();
@@ -741,23 +660,20 @@ mod tests {
             q.push(i, 0);
         }
         assert!(started.elapsed() < Duration::from_millis(500));
-        let dropped = stats.dropped.load(Ordering::Relaxed);
+        let dropped = stats.totals().dropped;
         assert!(dropped >= 1000 - 6, "dropped {dropped}");
         drop(block_tx);
         q.shutdown(Duration::from_secs(5)).unwrap();
-        let s = &stats;
-        let accounted = s.exported.load(Ordering::Relaxed)
-            + s.failed.load(Ordering::Relaxed)
-            + s.dropped.load(Ordering::Relaxed);
+        let t = stats.totals();
+        let accounted = t.exported + t.failed + t.discarded + t.dropped;
         assert_eq!(accounted, 1000, "every item is accounted for");
     }
 
     #[test]
     fn the_byte_budget_covers_exports_on_the_wire() {
         let (release_tx, release_rx) = bounded::<()>(0);
-        let stats = Arc::new(SignalStats::default());
+        let stats = counters(Signal::Traces);
         let q = BatchQueue::start(
-            Signal::Traces,
             settings(1000, 2),
             1000,
             stats.clone(),
@@ -766,20 +682,19 @@ mod tests {
                 let _ = release_rx.recv_timeout(Duration::from_secs(5));
                 Export::Done(Ok(Delivered::default()))
             }),
-            health(),
         )
         .unwrap();
         // 300 bytes each: three fit in 1000, whatever the item count allows.
         for i in 0..10 {
             q.push(i, 300);
         }
-        assert_eq!(stats.enqueued.load(Ordering::Relaxed), 3);
-        assert_eq!(stats.dropped.load(Ordering::Relaxed), 7);
+        assert_eq!(stats.totals().enqueued, 3);
+        assert_eq!(stats.totals().dropped, 7);
         // The worker takes a batch of two and hangs in its export: those
         // bytes are still held, so the budget is still full.
         std::thread::sleep(Duration::from_millis(200));
         q.push(100, 300);
-        assert_eq!(stats.dropped.load(Ordering::Relaxed), 8);
+        assert_eq!(stats.totals().dropped, 8);
         // Once exports end, the budget is free again.
         let flusher = std::thread::spawn(move || {
             for _ in 0..3 {
@@ -789,15 +704,14 @@ mod tests {
         q.flush(Duration::from_secs(10)).unwrap();
         flusher.join().unwrap();
         q.push(101, 300);
-        assert_eq!(stats.enqueued.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.totals().enqueued, 4);
         q.shutdown(Duration::from_secs(5)).unwrap();
     }
 
     #[test]
     fn shutdown_is_bounded_when_export_hangs() {
-        let stats = Arc::new(SignalStats::default());
+        let stats = counters(Signal::Traces);
         let q = BatchQueue::start(
-            Signal::Traces,
             settings(10, 1),
             usize::MAX,
             stats,
@@ -806,7 +720,6 @@ mod tests {
                 std::thread::sleep(Duration::from_secs(30));
                 Export::Done(Ok(Delivered::default()))
             }),
-            health(),
         )
         .unwrap();
         q.push(1, 0);
@@ -814,6 +727,63 @@ mod tests {
         let started = Instant::now();
         assert!(q.shutdown(Duration::from_millis(300)).is_err());
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_shutdown_reaches_a_worker_waiting_for_a_slot_and_counts_the_cut() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let stats = counters(Signal::Traces);
+        let q = BatchQueue::start(
+            BatchSettings {
+                max_queue_size: 1000,
+                max_export_batch_size: 10,
+                schedule_delay: Duration::from_secs(3600),
+                // The slot wait outside a shutdown lasts up to 31 s.
+                export_timeout: Duration::from_secs(30),
+            },
+            usize::MAX,
+            stats.clone(),
+            // A collector that never answers.
+            Box::new(move |_b: Vec<u32>, _| {
+                Export::Spawn(
+                    handle.clone(),
+                    Box::pin(std::future::pending::<ExportResult>()),
+                )
+            }),
+        )
+        .unwrap();
+        for i in 0..100 {
+            q.push(i, 0);
+        }
+        // Two exports on the wire, a third batch waiting for a slot.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.totals().processed < 20 {
+            assert!(Instant::now() < deadline, "{:?}", stats.totals());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let started = Instant::now();
+        q.shutdown(Duration::from_millis(200)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let t = stats.totals();
+        // The third batch waited for a slot until the deadline; the other
+        // 70 were still queued then.
+        assert_eq!(t.processed, 30, "{t:?}");
+        assert_eq!(t.failed, 10, "{t:?}");
+        assert_eq!(t.discarded, 70, "{t:?}");
+        assert_eq!(t.exported, 0, "{t:?}");
+        assert_eq!(t.pending(), 20, "{t:?}");
+        assert!(
+            stats
+                .last_error()
+                .is_some_and(|e| e.contains("waiting for one of the 2 exports")),
+            "{:?}",
+            stats.last_error()
+        );
     }
 
     #[test]
@@ -827,9 +797,8 @@ mod tests {
         let running = Arc::new(AtomicU64::new(0));
         let peak = Arc::new(AtomicU64::new(0));
         let (r, p) = (running.clone(), peak.clone());
-        let stats = Arc::new(SignalStats::default());
+        let stats = counters(Signal::Traces);
         let q = BatchQueue::start(
-            Signal::Traces,
             BatchSettings {
                 max_queue_size: 1000,
                 max_export_batch_size: 10,
@@ -852,7 +821,6 @@ mod tests {
                     }),
                 )
             }),
-            health(),
         )
         .unwrap();
         for i in 0..100 {
@@ -860,7 +828,7 @@ mod tests {
         }
         q.flush(Duration::from_secs(10)).unwrap();
         // Flush returned only once every spawned export had finished.
-        assert_eq!(stats.exported.load(Ordering::Relaxed), 100);
+        assert_eq!(stats.totals().exported, 100);
         assert_eq!(running.load(Ordering::SeqCst), 0);
         assert_eq!(peak.load(Ordering::SeqCst), MAX_IN_FLIGHT as u64);
         q.shutdown(Duration::from_secs(5)).unwrap();

@@ -2,6 +2,7 @@
 //! private runtime, off every request thread.
 
 pub(crate) mod batch;
+pub(crate) mod counters;
 pub(crate) mod exporters;
 pub(crate) mod fit;
 mod limits;
@@ -26,8 +27,8 @@ use tokio::runtime::Handle;
 use crate::Error;
 use crate::config::{BatchSettings, ExporterSetting, LogLimits, Signal};
 use crate::redact::Redaction;
-use batch::{BatchQueue, Delivered, Export, ExportFn, SignalStats};
-use telemetry_init_metrics::PipelineHealth;
+use batch::{BatchQueue, Delivered, Export, ExportFn};
+use counters::SignalCounters;
 
 /// The `otel.component.type` names of this pipeline, from each signal's protocol.
 pub(crate) fn components(
@@ -240,12 +241,11 @@ impl QueueSpanProcessor {
         settings: BatchSettings,
         max_bytes: usize,
         value_length: Option<usize>,
-        stats: Arc<SignalStats>,
+        counters: SignalCounters,
         export: ExportFn<SpanData>,
-        health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Traces, settings, max_bytes, stats, export, health)?,
+            queue: BatchQueue::start(settings, max_bytes, counters, export)?,
             value_length,
         })
     }
@@ -284,12 +284,11 @@ impl QueueLogProcessor {
         settings: BatchSettings,
         max_bytes: usize,
         log_limits: LogLimits,
-        stats: Arc<SignalStats>,
+        counters: SignalCounters,
         export: ExportFn<LogItem>,
-        health: PipelineHealth,
     ) -> Result<Self, Error> {
         Ok(Self {
-            queue: BatchQueue::start(Signal::Logs, settings, max_bytes, stats, export, health)?,
+            queue: BatchQueue::start(settings, max_bytes, counters, export)?,
             limits: log_limits,
             minter: limits::record_minter(),
         })

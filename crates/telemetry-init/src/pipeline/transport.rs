@@ -71,6 +71,14 @@ enum Sender {
     },
 }
 
+fn grpc_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    }
+}
+
 fn header_map(signal: Signal, headers: &[(String, String)]) -> Result<HeaderMap, Error> {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
@@ -168,7 +176,7 @@ impl OtlpClient {
                 }
                 Sender::Grpc {
                     grpc,
-                    path: PathAndQuery::from_static(signal.grpc_path()),
+                    path: PathAndQuery::from_static(grpc_path(signal)),
                     metadata: MetadataMap::from_headers(headers),
                 }
             }
@@ -209,7 +217,7 @@ impl OtlpClient {
         loop {
             let failure = match self.send(body.clone()).await {
                 // Logged (once per message) with the final outcome, in
-                // `batch::record_outcome`.
+                // `counters::SignalCounters::finished`.
                 Ok(delivered) => return Ok(delivered),
                 Err(f) => f,
             };
