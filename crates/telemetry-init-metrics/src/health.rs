@@ -11,44 +11,7 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key, Label};
 
 use crate::naming::Kind;
 use crate::registry::{Registry, Series};
-
-/// A telemetry signal as named by the `otel.sdk.*` metrics.
-///
-/// ```
-/// use telemetry_init_metrics::Signal;
-/// let names: Vec<_> = Signal::ALL.iter().map(|s| s.as_str()).collect();
-/// assert_eq!(names, ["span", "log", "metric_data_point"]);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// Spans (`otel.sdk.*.span.*`, unit `{span}`).
-    Span,
-    /// Log records (`otel.sdk.*.log.*`, unit `{log_record}`).
-    Log,
-    /// Metric data points (`otel.sdk.exporter.metric_data_point.*`, unit
-    /// `{data_point}`). Metric data points have no processor, so the
-    /// processor/queue helpers are no-ops for this signal.
-    MetricDataPoint,
-}
-
-impl Signal {
-    /// All signals.
-    pub const ALL: [Signal; 3] = [Signal::Span, Signal::Log, Signal::MetricDataPoint];
-
-    /// The name segment used in metric names: `span`, `log`,
-    /// `metric_data_point`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Span => "span",
-            Signal::Log => "log",
-            Signal::MetricDataPoint => "metric_data_point",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+use telemetry_init_semconv::Signal;
 
 /// Metric names of the health helpers, per signal.
 pub mod names {
@@ -82,25 +45,25 @@ pub mod names {
 
 fn exported_name(s: Signal) -> &'static str {
     match s {
-        Signal::Span => names::SPAN_EXPORTED,
-        Signal::Log => names::LOG_EXPORTED,
-        Signal::MetricDataPoint => names::METRIC_DATA_POINT_EXPORTED,
+        Signal::Traces => names::SPAN_EXPORTED,
+        Signal::Logs => names::LOG_EXPORTED,
+        Signal::Metrics => names::METRIC_DATA_POINT_EXPORTED,
     }
 }
 
 fn processed_name(s: Signal) -> Option<&'static str> {
     match s {
-        Signal::Span => Some(names::SPAN_PROCESSED),
-        Signal::Log => Some(names::LOG_PROCESSED),
-        Signal::MetricDataPoint => None,
+        Signal::Traces => Some(names::SPAN_PROCESSED),
+        Signal::Logs => Some(names::LOG_PROCESSED),
+        Signal::Metrics => None,
     }
 }
 
 fn queue_names(s: Signal) -> Option<(&'static str, &'static str)> {
     match s {
-        Signal::Span => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
-        Signal::Log => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
-        Signal::MetricDataPoint => None,
+        Signal::Traces => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
+        Signal::Logs => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
+        Signal::Metrics => None,
     }
 }
 
@@ -213,17 +176,17 @@ impl PipelineComponents {
 
     fn exporter(&self, s: Signal) -> &str {
         match s {
-            Signal::Span => &self.span_exporter,
-            Signal::Log => &self.log_exporter,
-            Signal::MetricDataPoint => &self.metric_exporter,
+            Signal::Traces => &self.span_exporter,
+            Signal::Logs => &self.log_exporter,
+            Signal::Metrics => &self.metric_exporter,
         }
     }
 
     fn processor(&self, s: Signal) -> &str {
         match s {
-            Signal::Span => &self.span_processor,
-            Signal::Log => &self.log_processor,
-            Signal::MetricDataPoint => "",
+            Signal::Traces => &self.span_processor,
+            Signal::Logs => &self.log_processor,
+            Signal::Metrics => "",
         }
     }
 }
@@ -265,14 +228,14 @@ struct Totals {
 /// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
 /// let health = recorder.handle().pipeline_health();
 /// for _ in 0..10 {
-///     health.enqueued(Signal::Span);
+///     health.enqueued(Signal::Traces);
 /// }
-/// health.dropped(Signal::Span, 2);
-/// health.processed(Signal::Span, 6);
-/// health.exported(Signal::Span, 5);
-/// health.failed(Signal::Span, 1, "unavailable");
-/// health.discarded(Signal::Span, 3, "shutdown_timeout");
-/// let t = health.totals(Signal::Span);
+/// health.dropped(Signal::Traces, 2);
+/// health.processed(Signal::Traces, 6);
+/// health.exported(Signal::Traces, 5);
+/// health.failed(Signal::Traces, 1, "unavailable");
+/// health.discarded(Signal::Traces, 3, "shutdown_timeout");
+/// let t = health.totals(Signal::Traces);
 /// assert_eq!((t.exported, t.failed, t.discarded, t.dropped), (5, 1, 3, 2));
 /// // Enqueued, not yet exported, failed or discarded: one span still queued.
 /// assert_eq!(t.pending(), 1);
@@ -351,11 +314,11 @@ impl Totals {
 ///
 /// let recorder = TelemetryRecorder::new(MetricsConfig::new()).unwrap();
 /// let health = recorder.handle().pipeline_health();
-/// health.exported(Signal::Span, 512);
-/// health.failed(Signal::Span, 3, "unavailable");
-/// health.dropped(Signal::Span, 1);
-/// health.queue_size(Signal::Span, 17);
-/// health.export_duration(Signal::Span, 0.012, None);
+/// health.exported(Signal::Traces, 512);
+/// health.failed(Signal::Traces, 3, "unavailable");
+/// health.dropped(Signal::Traces, 1);
+/// health.queue_size(Signal::Traces, 17);
+/// health.export_duration(Signal::Traces, 0.012, None);
 /// let text = recorder.handle().render_prometheus();
 /// assert!(text.contains(
 ///     "otel_sdk_exporter_span_exported_total{otel_component_type=\"otlp_grpc_span_exporter\"} 512"
@@ -483,7 +446,7 @@ impl PipelineHealth {
     }
 
     /// `n` items of `signal` were handed from the processor to the exporter.
-    /// No series for [`Signal::MetricDataPoint`] (the totals still count).
+    /// No series for [`Signal::Metrics`] (the totals still count).
     pub fn processed(&self, signal: Signal, n: u64) {
         let h = self.h(signal);
         h.totals.processed.fetch_add(n, Ordering::Relaxed);
@@ -494,7 +457,7 @@ impl PipelineHealth {
 
     /// `n` items of `signal` were dropped because the processor queue was
     /// full (`error.type="queue_full"`). No series for
-    /// [`Signal::MetricDataPoint`] (the totals still count).
+    /// [`Signal::Metrics`] (the totals still count).
     pub fn dropped(&self, signal: Signal, n: u64) {
         let h = self.h(signal);
         h.totals.dropped.fetch_add(n, Ordering::Relaxed);
@@ -508,7 +471,7 @@ impl PipelineHealth {
     /// when the shutdown deadline passed. Recorded as
     /// `otel.sdk.processor.{span,log}.processed{error.type=…}`; for
     /// items refused by a full queue use [`dropped`](Self::dropped). No
-    /// series for [`Signal::MetricDataPoint`] (the totals still count).
+    /// series for [`Signal::Metrics`] (the totals still count).
     pub fn discarded(&self, signal: Signal, n: u64, error_type: &str) {
         self.h(signal)
             .totals
@@ -530,7 +493,7 @@ impl PipelineHealth {
     }
 
     /// Sets the current processor queue size. No-op for
-    /// [`Signal::MetricDataPoint`].
+    /// [`Signal::Metrics`].
     pub fn queue_size(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_size {
             GaugeFn::set(&**s, n as f64);
@@ -538,7 +501,7 @@ impl PipelineHealth {
     }
 
     /// Sets the processor queue capacity. No-op for
-    /// [`Signal::MetricDataPoint`].
+    /// [`Signal::Metrics`].
     pub fn queue_capacity(&self, signal: Signal, n: u64) {
         if let Some(s) = &self.h(signal).queue_capacity {
             GaugeFn::set(&**s, n as f64);

@@ -146,11 +146,12 @@ pub use config::{
     DEFAULT_BUCKETS, DEFAULT_BUCKETS_OTHER_UNITS, DEFAULT_CARDINALITY_LIMIT,
     DEFAULT_LABEL_LENGTH_LIMIT, MetricsConfig,
 };
-pub use health::{
-    PipelineComponents, PipelineHealth, PipelineTotals, Signal, names as health_names,
-};
+pub use health::{PipelineComponents, PipelineHealth, PipelineTotals, names as health_names};
 pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use server::MetricsServer;
+/// The telemetry signal (one type across the telemetry-init crates; see
+/// [`telemetry_init_semconv`]).
+pub use telemetry_init_semconv::Signal;
 pub use trace_context::{TraceContextFn, active_otel_trace_context, current_trace_context};
 
 /// Environment variable read by [`MetricsHandle::serve_from_env`].

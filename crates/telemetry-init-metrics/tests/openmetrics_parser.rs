@@ -86,7 +86,7 @@ fn reference_parser_accepts_openmetrics_output() {
         counter!("app.jobs", "id" => "2").increment(1);
         histogram!("http.server.response.body.size").record(100.0);
     });
-    r.handle().pipeline_health().exported(Signal::Span, 3);
+    r.handle().pipeline_health().exported(Signal::Traces, 3);
     let text = r.handle().render_openmetrics();
 
     let mut child = Command::new("python3")

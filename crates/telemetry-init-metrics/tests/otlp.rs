@@ -129,8 +129,8 @@ fn pushed_metrics_match_the_scrape() {
             counter!("user.logins", "user.id" => i.to_string()).increment(3);
         }
     });
-    health.exported(Signal::Span, 10);
-    health.failed(Signal::Log, 2, "timeout");
+    health.exported(Signal::Traces, 10);
+    health.failed(Signal::Logs, 2, "timeout");
 
     let rm = collect(&provider, &exporter);
     let scrape = parse(&r.handle().render_prometheus());

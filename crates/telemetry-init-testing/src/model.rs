@@ -46,31 +46,19 @@ impl fmt::Display for Transport {
     }
 }
 
-/// A telemetry signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Signal {
-    /// Spans (`/v1/traces`, `TraceService/Export`).
-    Traces,
-    /// Log records (`/v1/logs`, `LogsService/Export`).
-    Logs,
-    /// Metrics (`/v1/metrics`, `MetricsService/Export`).
-    Metrics,
-}
+/// A telemetry signal: the one type of every telemetry-init crate, from
+/// the dependency-free `telemetry-init-semconv` (this receiver must not pull
+/// in a metrics recorder or the OpenTelemetry SDK just to name a signal).
+pub use telemetry_init_semconv::Signal;
 
-impl Signal {
-    /// Every signal, in declaration order.
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Logs, Signal::Metrics];
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
-        })
-    }
+/// Serializes a [`Signal`] by its name (`"traces"`, `"logs"`, `"metrics"`):
+/// the type lives in a crate without serde.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes `serialize_with` a reference
+pub(crate) fn serialize_signal<S: serde::Serializer>(
+    s: &Signal,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
 }
 
 /// The kind of a span.

@@ -490,9 +490,9 @@ pub(crate) async fn serve_http(
 ) {
     let mut shutdown = shared.shutdown.subscribe();
     let app = Router::new()
-        .route("/v1/traces", post(http_traces))
-        .route("/v1/logs", post(http_logs))
-        .route("/v1/metrics", post(http_metrics))
+        .route(Signal::Traces.http_path(), post(http_traces))
+        .route(Signal::Logs.http_path(), post(http_logs))
+        .route(Signal::Metrics.http_path(), post(http_metrics))
         .layer(DefaultBodyLimit::max(shared.max_body_bytes))
         .layer(AuthLayer(auth))
         .with_state(shared);

@@ -24,14 +24,6 @@ impl Default for SizeLimit {
     }
 }
 
-fn index(signal: Signal) -> usize {
-    match signal {
-        Signal::Traces => 0,
-        Signal::Logs => 1,
-        Signal::Metrics => 2,
-    }
-}
-
 impl SizeLimit {
     pub(crate) fn set(&self, max: Option<usize>) {
         self.max.store(max.unwrap_or(usize::MAX), Ordering::Relaxed);
@@ -48,7 +40,7 @@ impl SizeLimit {
                 "grpc: received message larger than max ({len} vs. {max})"
             ));
         }
-        self.largest[index(signal)].fetch_max(len as u64, Ordering::Relaxed);
+        self.largest[signal.index()].fetch_max(len as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -57,6 +49,6 @@ impl SizeLimit {
     }
 
     pub(crate) fn largest(&self, signal: Signal) -> u64 {
-        self.largest[index(signal)].load(Ordering::Relaxed)
+        self.largest[signal.index()].load(Ordering::Relaxed)
     }
 }

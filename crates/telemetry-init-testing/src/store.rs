@@ -150,14 +150,6 @@ fn t_index(t: Transport) -> usize {
     }
 }
 
-fn s_index(s: Signal) -> usize {
-    match s {
-        Signal::Traces => 0,
-        Signal::Logs => 1,
-        Signal::Metrics => 2,
-    }
-}
-
 /// Counters of a receiver, see [`ReceiverHandle::stats`](crate::ReceiverHandle::stats).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReceiverStats {
@@ -201,6 +193,7 @@ pub struct RequestCount {
     /// Transport.
     pub transport: Transport,
     /// Signal.
+    #[serde(serialize_with = "crate::model::serialize_signal")]
     pub signal: Signal,
     /// Requests received.
     pub count: u64,
@@ -327,11 +320,11 @@ impl Shared {
     ) {
         {
             let mut st = self.lock();
-            st.requests[t_index(transport)][s_index(signal)] += 1;
+            st.requests[t_index(transport)][signal.index()] += 1;
             if gzip {
                 st.gzip += 1;
             }
-            let last = &mut st.last_user_agent[s_index(signal)];
+            let last = &mut st.last_user_agent[signal.index()];
             if last.as_deref() != user_agent {
                 *last = user_agent.map(str::to_owned);
             }
@@ -346,20 +339,20 @@ impl Shared {
 
     /// Appends scripted answers for `signal`.
     pub(crate) fn script(&self, signal: Signal, answers: impl IntoIterator<Item = Answer>) {
-        self.lock().scripts[s_index(signal)].extend(answers);
+        self.lock().scripts[signal.index()].extend(answers);
         self.bump();
     }
 
     /// Scripted answers of `signal` not used yet.
     pub(crate) fn scripted_left(&self, signal: Signal) -> usize {
-        self.lock().scripts[s_index(signal)].len()
+        self.lock().scripts[signal.index()].len()
     }
 
     /// Takes the next scripted answer of `signal`, counting it.
     pub(crate) fn next_scripted(&self, signal: Signal) -> Option<Answer> {
         let answer = {
             let mut st = self.lock();
-            let answer = st.scripts[s_index(signal)].pop_front();
+            let answer = st.scripts[signal.index()].pop_front();
             if answer.is_some() {
                 st.scripted += 1;
             }
@@ -427,7 +420,7 @@ impl Shared {
     }
 
     pub(crate) fn requests(&self, transport: Transport, signal: Signal) -> u64 {
-        self.lock().requests[t_index(transport)][s_index(signal)]
+        self.lock().requests[t_index(transport)][signal.index()]
     }
 
     pub(crate) fn requests_in_mode(&self, behavior: Behavior) -> u64 {
@@ -435,7 +428,7 @@ impl Shared {
     }
 
     pub(crate) fn last_user_agent(&self, signal: Signal) -> Option<String> {
-        self.lock().last_user_agent[s_index(signal)].clone()
+        self.lock().last_user_agent[signal.index()].clone()
     }
 
     pub(crate) fn stats(&self) -> ReceiverStats {
@@ -443,7 +436,7 @@ impl Shared {
         let mut requests = Vec::new();
         for t in Transport::ALL {
             for s in Signal::ALL {
-                let count = st.requests[t_index(t)][s_index(s)];
+                let count = st.requests[t_index(t)][s.index()];
                 if count > 0 {
                     requests.push(RequestCount {
                         transport: t,

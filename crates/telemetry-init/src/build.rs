@@ -98,7 +98,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
     let mut metrics_config = telemetry_init_metrics::MetricsConfig::new()
         .constant_label("service.name", config.service_name.clone());
     if let Some(buckets) = &config.duration_buckets {
-        use crate::http::slo::names;
+        use crate::http::red_metrics::names;
         for name in [
             names::HTTP_SERVER_DURATION,
             names::RPC_SERVER_DURATION,
@@ -108,8 +108,10 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
         }
     }
     for threshold in &config.slo_latency_thresholds {
-        metrics_config =
-            metrics_config.slo_threshold(crate::http::slo::names::HTTP_SERVER_DURATION, *threshold);
+        metrics_config = metrics_config.slo_threshold(
+            crate::http::red_metrics::names::HTTP_SERVER_DURATION,
+            *threshold,
+        );
     }
     if config.exemplar_filter == crate::config::ExemplarFilter::AlwaysOff {
         metrics_config = metrics_config.trace_context(None);
@@ -120,7 +122,7 @@ pub(crate) fn build(config: Config) -> Result<Telemetry, Error> {
     }
     let recorder = telemetry_init_metrics::TelemetryRecorder::new(metrics_config)
         .map_err(|e| Error::InvalidConfig(e.to_string()))?;
-    metrics::with_local_recorder(&recorder, crate::http::slo::describe);
+    metrics::with_local_recorder(&recorder, crate::http::red_metrics::describe);
     let metrics = recorder.handle();
     let metrics_server =
         match config.prometheus_addr {

@@ -75,6 +75,97 @@
 //! tracing::error!(error = &err as &dyn std::error::Error, "payment failed");
 //! ```
 //!
+//! # A service, start to finish
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Logs, traces, metrics and propagation, configured from OTEL_* variables.
+//!     let telemetry = telemetry_init::install()?;
+//!     let app = Router::new()
+//!         .route("/users/{id}", get(|| async { "user" }))
+//!         // One SERVER span, one access-log line and the RED metrics per request.
+//!         .layer(telemetry_init::layer())
+//!         // `GET /metrics` for Prometheus (OpenMetrics with exemplars on request).
+//!         .merge(telemetry.handle().metrics_router());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     // Stop on SIGTERM/Ctrl-C, drain within TELEMETRY_DRAIN_TIMEOUT...
+//!     telemetry_init::shutdown::serve_with_drain(
+//!         listener,
+//!         app,
+//!         telemetry_init::shutdown::signal(),
+//!         telemetry_init::shutdown::drain_timeout()?,
+//!     )
+//!     .await?;
+//!     // ...then flush everything within TELEMETRY_SHUTDOWN_TIMEOUT.
+//!     let timeout = telemetry.handle().config().shutdown_timeout;
+//!     let report = telemetry.shutdown(timeout).await;
+//!     if !report.is_complete() {
+//!         eprintln!("telemetry not fully delivered: {report}");
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Outgoing calls carry the context on: [`ClientLayer`] for tower/hyper
+//! clients, `send_traced()` for reqwest ([`http::client`]); tonic servers
+//! and clients take the same layers ([`http::server`], [`http::client`]).
+//!
+//! # Configuration
+//!
+//! Environment variables win over code ([`Builder`]), so operators can change
+//! a deployed service without a rebuild. The ones most services set:
+//!
+//! | Variable | Default | What it does |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | the executable's name | `service.name` on every signal |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | none: nothing is sent | the collector; `https://` for TLS |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc` | or `http/protobuf`, `http/json` |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | none | e.g. an API key (redacted in every message) |
+//! | `OTEL_TRACES_SAMPLER` | `parentbased_always_on` | and `OTEL_TRACES_SAMPLER_ARG` |
+//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | or `none` |
+//! | `RUST_LOG` | `info` | what reaches stdout |
+//! | `TELEMETRY_LOG_FORMAT` | `json` | or `text` |
+//! | `TELEMETRY_SPAN_EVENTS_LEVEL` | `warn` | events recorded on spans too |
+//! | `TELEMETRY_SHUTDOWN_TIMEOUT` | `5000` ms | the flush's deadline |
+//!
+//! Per-signal variants (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, …), TLS,
+//! limits, batching and the rest: [`config`] and `docs/configuration.md`.
+//! An invalid value is an [`Error`] naming the variable, never a panic.
+//!
+//! # Feature flags
+//!
+//! | Feature | Default | Enables |
+//! |---|---|---|
+//! | `axum` | on | `http.route` from axum's `MatchedPath`, [`TelemetryHandle::metrics_router`], [`shutdown::serve_with_drain`] |
+//! | `reqwest` | on | `send_traced()`: propagation and CLIENT spans for reqwest |
+//! | `tonic` | on | gRPC conventions for tonic servers and clients (`rpc.*`, status from trailers) |
+//!
+//! With `default-features = false` the core (logs, traces, metrics, the
+//! tower [`ServerLayer`] and [`ClientLayer`]) still works on any tower stack.
+//!
+//! # The shutdown contract
+//!
+//! - [`TelemetryGuard::shutdown`] flushes traces, then logs, then metrics and
+//!   returns within its timeout whatever the collector does, with a
+//!   [`ShutdownReport`] of what was delivered, dropped, failed or left.
+//! - Dropping the guard does the same within `TELEMETRY_SHUTDOWN_TIMEOUT`,
+//!   on any runtime (`current_thread` included) without deadlocking.
+//! - A dead, slow or refusing collector never fails or slows a request:
+//!   queues are bounded, drops are counted (`otel_sdk_*` metrics and the
+//!   report), memory stays within the configured budget.
+//!
+//! # Performance
+//!
+//! The request thread only records: encoding and export run on a private
+//! runtime. Per request, the full stack's cost is stated as ratios to a bare
+//! service and to tower-http's `TraceLayer` with one JSON line, measured in
+//! the same run (`docs/performance.md`, with the command, date, commit and
+//! machine); CI gates the request path's instruction count against a
+//! committed baseline.
+//!
 //! The opentelemetry crates this one is built on are re-exported: depend on
 //! them through these paths so versions never disagree.
 #![deny(missing_docs)]

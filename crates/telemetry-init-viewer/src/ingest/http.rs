@@ -84,9 +84,9 @@ async fn metrics(State(store): State<Arc<Store>>, headers: HeaderMap, body: Byte
 /// The OTLP/HTTP and raw event routes.
 pub(crate) fn router(store: Arc<Store>) -> Router {
     Router::new()
-        .route("/v1/traces", post(traces))
-        .route("/v1/logs", post(logs))
-        .route("/v1/metrics", post(metrics))
+        .route(Signal::Traces.http_path(), post(traces))
+        .route(Signal::Logs.http_path(), post(logs))
+        .route(Signal::Metrics.http_path(), post(metrics))
         .route("/v1/events", post(events::post))
         .route("/v1/events/ws", get(events::websocket))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))

@@ -2,57 +2,16 @@
 //! specification describes: `OTEL_EXPORTER_OTLP_{SIGNAL}_X` beats
 //! `OTEL_EXPORTER_OTLP_X`, which beats code, which beats the default.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::env::Env;
 use super::tls::{Sourced, TlsDefaults, TlsSettings};
 use crate::Error;
 
-/// A telemetry signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// Spans.
-    Traces,
-    /// Log records.
-    Logs,
-    /// Metric points.
-    Metrics,
-}
-
-impl Signal {
-    /// The lower-case name used in variables' values and in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-            Signal::Metrics => "metrics",
-        }
-    }
-
-    fn env_infix(self) -> &'static str {
-        match self {
-            Signal::Traces => "TRACES",
-            Signal::Logs => "LOGS",
-            Signal::Metrics => "METRICS",
-        }
-    }
-
-    /// The path OTLP/HTTP appends to a base endpoint for this signal.
-    pub fn http_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Logs => "/v1/logs",
-            Signal::Metrics => "/v1/metrics",
-        }
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A telemetry signal: the one type of every telemetry-init crate (see
+/// [`telemetry_init_semconv::Signal`]), here for the per-signal variables
+/// (`OTEL_EXPORTER_OTLP_{TRACES,LOGS,METRICS}_*`) and OTLP/HTTP paths.
+pub use telemetry_init_semconv::Signal;
 
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,7 +98,7 @@ pub(crate) fn resolve(
     signal: Signal,
     defaults: &OtlpDefaults,
 ) -> Result<Option<OtlpSettings>, Error> {
-    let s = signal.env_infix();
+    let s = signal.env_segment();
     let specific = |name: &str| format!("OTEL_EXPORTER_OTLP_{s}_{name}");
     let generic = |name: &str| format!("OTEL_EXPORTER_OTLP_{name}");
 

@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Propagators, attributes, slo};
+use super::{Propagators, attributes, red_metrics};
 
 /// A CLIENT span, started, with its context injected into `headers`.
 #[derive(Debug)]
@@ -132,7 +132,7 @@ impl ClientCall {
             self.span.record("http.response.status_code", i64::from(s));
         }
         // For clients, 4xx are errors too (the semantic conventions).
-        let status_error = status.filter(|s| *s >= 400).map(slo::status_label);
+        let status_error = status.filter(|s| *s >= 400).map(red_metrics::status_label);
         let error = error
             .map(str::to_string)
             .or(status_error.map(|s| s.to_string()));
@@ -141,17 +141,17 @@ impl ClientCall {
             self.span.record("otel.status_code", "ERROR");
         }
         let status = status
-            .map(slo::status_label)
+            .map(red_metrics::status_label)
             .unwrap_or(metrics::SharedString::const_str(""));
         match error {
             None => metrics::histogram!(
-                slo::names::HTTP_CLIENT_DURATION,
+                red_metrics::names::HTTP_CLIENT_DURATION,
                 "http.request.method" => self.method,
                 "server.address" => self.host.clone(),
                 "http.response.status_code" => status
             ),
             Some(e) => metrics::histogram!(
-                slo::names::HTTP_CLIENT_DURATION,
+                red_metrics::names::HTTP_CLIENT_DURATION,
                 "http.request.method" => self.method,
                 "server.address" => self.host.clone(),
                 "http.response.status_code" => status,
@@ -176,7 +176,7 @@ impl ClientCall {
             self.span.record("otel.status_code", "ERROR");
         }
         if let Some((service, method)) = &self.grpc {
-            slo::rpc_client(service, method, code, self.started.elapsed());
+            red_metrics::rpc_client(service, method, code, self.started.elapsed());
         }
     }
 

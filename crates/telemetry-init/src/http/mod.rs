@@ -6,8 +6,20 @@ pub mod client;
 mod grpc;
 pub mod limits;
 pub mod propagation;
+pub mod red_metrics;
 pub mod server;
-pub mod slo;
+
+/// The RED metrics' names under their old module path (the module records
+/// Rate, Errors, Duration; it was renamed so as not to collide with the
+/// `telemetry-init-slo` crate).
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `telemetry_init::http::red_metrics`"
+)]
+#[doc(hidden)]
+pub mod slo {
+    pub use super::red_metrics::{UNMATCHED_ROUTE, names};
+}
 
 pub use client::{ClientLayer, ClientService};
 pub use propagation::{Propagation, Propagators};

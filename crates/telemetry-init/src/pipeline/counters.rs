@@ -39,7 +39,6 @@ pub(crate) const SHUTDOWN_TIMEOUT: &str = "shutdown_timeout";
 pub(crate) struct SignalCounters {
     health: PipelineHealth,
     signal: Signal,
-    health_signal: telemetry_init_metrics::Signal,
     last_error: Arc<Mutex<Option<String>>>,
 }
 
@@ -66,7 +65,6 @@ impl SignalCounters {
         Self {
             health: health.clone(),
             signal,
-            health_signal: health_signal(signal),
             last_error: Arc::default(),
         }
     }
@@ -79,31 +77,30 @@ impl SignalCounters {
     /// (one relaxed atomic increment).
     #[inline]
     pub(crate) fn enqueued(&self) {
-        self.health.enqueued(self.health_signal);
+        self.health.enqueued(self.signal);
     }
 
     /// One item refused by a full queue (`queue_full`).
     pub(crate) fn dropped(&self) {
-        self.health.dropped(self.health_signal, 1);
+        self.health.dropped(self.signal, 1);
     }
 
     /// `n` items handed from the queue to the exporter.
     pub(crate) fn processed(&self, n: u64) {
-        self.health.processed(self.health_signal, n);
+        self.health.processed(self.signal, n);
     }
 
     /// `n` queued items given up on because the shutdown deadline passed.
     pub(crate) fn cut_at_deadline(&self, n: u64) {
-        self.health
-            .discarded(self.health_signal, n, SHUTDOWN_TIMEOUT);
+        self.health.discarded(self.signal, n, SHUTDOWN_TIMEOUT);
     }
 
     pub(crate) fn queue_size(&self, n: u64) {
-        self.health.queue_size(self.health_signal, n);
+        self.health.queue_size(self.signal, n);
     }
 
     pub(crate) fn queue_capacity(&self, n: u64) {
-        self.health.queue_capacity(self.health_signal, n);
+        self.health.queue_capacity(self.signal, n);
     }
 
     /// Records how an export of `n` items started at `started` ended; the
@@ -115,7 +112,7 @@ impl SignalCounters {
     /// failing collector costs one line per cause, not one per batch.
     pub(crate) fn finished(&self, n: u64, started: Instant, result: &ExportResult) {
         log_outcome(self.signal, n, result);
-        let hs = self.health_signal;
+        let hs = self.signal;
         let seconds = started.elapsed().as_secs_f64();
         let last = match result {
             Ok(delivered) => {
@@ -144,7 +141,7 @@ impl SignalCounters {
 
     /// Everything recorded for this signal so far.
     pub(crate) fn totals(&self) -> PipelineTotals {
-        self.health.totals(self.health_signal)
+        self.health.totals(self.signal)
     }
 
     /// The last export error's message, if any.
@@ -153,14 +150,6 @@ impl SignalCounters {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-}
-
-pub(crate) fn health_signal(signal: Signal) -> telemetry_init_metrics::Signal {
-    match signal {
-        Signal::Traces => telemetry_init_metrics::Signal::Span,
-        Signal::Logs => telemetry_init_metrics::Signal::Log,
-        Signal::Metrics => telemetry_init_metrics::Signal::MetricDataPoint,
     }
 }
 

@@ -71,14 +71,6 @@ enum Sender {
     },
 }
 
-fn grpc_path(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-    }
-}
-
 fn header_map(signal: Signal, headers: &[(String, String)]) -> Result<HeaderMap, Error> {
     let mut map = HeaderMap::new();
     for (k, v) in headers {
@@ -176,7 +168,7 @@ impl OtlpClient {
                 }
                 Sender::Grpc {
                     grpc,
-                    path: PathAndQuery::from_static(grpc_path(signal)),
+                    path: PathAndQuery::from_static(signal.grpc_path()),
                     metadata: MetadataMap::from_headers(headers),
                 }
             }

@@ -47,7 +47,7 @@ pub use future::ResponseFuture;
 use super::Propagators;
 use super::attributes;
 use super::limits::{self, truncate};
-use super::slo::{self, UNMATCHED_ROUTE};
+use super::red_metrics::{self, UNMATCHED_ROUTE};
 use pending::Pending;
 
 /// The request id of the current request, in the request's extensions.
@@ -122,7 +122,7 @@ pub enum GrpcDetection {
 
 #[derive(Debug)]
 struct Settings {
-    routes: slo::RouteCache,
+    routes: red_metrics::RouteCache,
     grpc: GrpcDetection,
     skip_paths: Vec<String>,
     baggage_allowlist: Vec<String>,
@@ -145,10 +145,10 @@ impl Default for ServerLayer {
 impl ServerLayer {
     /// The defaults: the standard skip list, no baggage attributes, `x-request-id`.
     pub fn new() -> Self {
-        slo::describe();
+        red_metrics::describe();
         Self {
             settings: Arc::new(Settings {
-                routes: slo::RouteCache::default(),
+                routes: red_metrics::RouteCache::default(),
                 grpc: GrpcDetection::default(),
                 skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
                 baggage_allowlist: Vec::new(),
@@ -160,7 +160,7 @@ impl ServerLayer {
 
     fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
         let mut s = Settings {
-            routes: slo::RouteCache::default(),
+            routes: red_metrics::RouteCache::default(),
             grpc: self.settings.grpc,
             skip_paths: self.settings.skip_paths.clone(),
             baggage_allowlist: self.settings.baggage_allowlist.clone(),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{RequestId, route_label};
-use crate::http::slo;
+use crate::http::red_metrics;
 
 /// What is known about a request until it completes. Dropping it before
 /// completion means the request was cancelled (client gone, timeout): the
@@ -16,7 +16,7 @@ pub(crate) struct Pending {
     pub(super) grpc: Option<(String, String)>,
     pub(super) request_id: RequestId,
     /// The route's metric handles (HTTP only: gRPC has no in-flight gauge).
-    metrics: Option<std::sync::Arc<slo::RouteMetrics>>,
+    metrics: Option<std::sync::Arc<red_metrics::RouteMetrics>>,
     pub(super) span: tracing::Span,
     /// The deadline a gRPC client sent in `grpc-timeout`.
     grpc_deadline: Option<std::time::Duration>,
@@ -29,7 +29,7 @@ impl Pending {
         grpc: Option<(String, String)>,
         request_id: RequestId,
         span: tracing::Span,
-        metrics: Option<std::sync::Arc<slo::RouteMetrics>>,
+        metrics: Option<std::sync::Arc<red_metrics::RouteMetrics>>,
     ) -> Self {
         if let Some(m) = &metrics {
             m.active.increment(1.0);
@@ -83,7 +83,7 @@ impl Pending {
         self.done = true;
         self.span
             .record("http.response.status_code", i64::from(status));
-        let label = slo::status_label(status);
+        let label = red_metrics::status_label(status);
         let error = (status >= 500).then(|| label.to_string());
         if let Some(e) = &error {
             self.fail(e);
@@ -164,7 +164,7 @@ impl Pending {
         }
         let elapsed = self.started.elapsed();
         if let Some((service, method)) = &self.grpc {
-            slo::rpc_server(service, method, code, elapsed);
+            red_metrics::rpc_server(service, method, code, elapsed);
         }
         let error = Self::span_error_for(code);
         self.grpc_access_log(code, error.as_deref(), elapsed);
@@ -195,11 +195,11 @@ impl Pending {
             // The service failed without a status: UNKNOWN, on the span too.
             self.span.record("rpc.grpc.status_code", 2_i64);
             if let Some((service, method)) = &self.grpc {
-                slo::rpc_server(service, method, 2, self.started.elapsed());
+                red_metrics::rpc_server(service, method, 2, self.started.elapsed());
             }
         } else {
             self.access_log(None, Some(error_type), self.started.elapsed());
-            slo::http_server_failed(
+            red_metrics::http_server_failed(
                 self.method,
                 self.route(),
                 error_type,

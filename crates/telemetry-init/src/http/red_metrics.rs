@@ -1,8 +1,17 @@
-//! Recording the request's RED metrics through the `metrics` facade.
+//! The RED metrics (Rate, Errors, Duration) of the HTTP/gRPC middleware,
+//! recorded through the `metrics` facade.
+//!
+//! ```
+//! use telemetry_init::http::red_metrics::names;
+//! // What a dashboard queries: the Prometheus exposition of this histogram
+//! // is `http_server_request_duration_seconds_{bucket,sum,count}`.
+//! assert_eq!(names::HTTP_SERVER_DURATION, "http.server.request.duration");
+//! ```
 //!
 //! Only bounded values become labels: the normalised method, the route
 //! *template* (or `unmatched`), the status code and `error.type`. Never the
-//! raw path, never the Host header.
+//! raw path, never the Host header. (The SLOs computed from these metrics
+//! are the `telemetry-init-slo` crate's business.)
 
 use std::time::Duration;
 

@@ -1,0 +1,23 @@
+//! The vocabulary the telemetry-init crates share: the telemetry [`Signal`]
+//! and the names derived from it.
+//!
+//! ```
+//! use telemetry_init_semconv::Signal;
+//!
+//! let endpoint = format!("http://collector:4318{}", Signal::Traces.http_path());
+//! assert_eq!(endpoint, "http://collector:4318/v1/traces");
+//! ```
+//!
+//! This crate has no dependencies on purpose: the core crate
+//! (`telemetry-init`), its metrics recorder (`telemetry-init-metrics`) and
+//! the test receiver (`telemetry-init-testing`) all name signals with this one
+//! type, and the test receiver stays usable on its own, without a metrics
+//! recorder or the OpenTelemetry SDK in its dependency tree. Most users
+//! reach it through `telemetry_init::config::Signal`,
+//! `telemetry_init_metrics::Signal` or `telemetry_init_testing::Signal`, which
+//! are this type.
+#![forbid(unsafe_code)]
+
+mod signal;
+
+pub use signal::Signal;
