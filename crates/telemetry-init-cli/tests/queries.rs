@@ -18,61 +18,48 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Metric families of the telemetry-init metric contract and the labels each may carry
-/// (besides `service_name`, on every series, and the resource labels Mimir promotes).
-fn contract() -> BTreeMap<&'static str, &'static [&'static str]> {
-    const HTTP: &[&str] = &[
-        "http_request_method",
-        "http_route",
-        "http_response_status_code",
-        "error_type",
-        "le",
-    ];
-    const ACTIVE: &[&str] = &["http_request_method", "http_route"];
-    const RPC: &[&str] = &[
-        "rpc_system",
-        "rpc_service",
-        "rpc_method",
-        "rpc_grpc_status_code",
-        "le",
-    ];
-    const OTEL: &[&str] = &[
-        "error_type",
-        "otel_component_type",
-        "otel_component_name",
-        "le",
-    ];
-    let mut m: BTreeMap<&'static str, &'static [&'static str]> = BTreeMap::new();
-    for s in ["_bucket", "_sum", "_count"] {
-        m.insert(
-            leak(format!("http_server_request_duration_seconds{s}")),
-            HTTP,
-        );
-        m.insert(leak(format!("rpc_server_duration_seconds{s}")), RPC);
-        m.insert(
-            leak(format!("otel_sdk_exporter_operation_duration_seconds{s}")),
-            OTEL,
-        );
-    }
-    m.insert("http_server_active_requests", ACTIVE);
-    for name in [
-        "otel_sdk_exporter_span_exported_total",
-        "otel_sdk_exporter_log_exported_total",
-        "otel_sdk_exporter_metric_data_point_exported_total",
-        "otel_sdk_processor_span_processed_total",
-        "otel_sdk_processor_log_processed_total",
-        "otel_sdk_processor_span_queue_size",
-        "otel_sdk_processor_span_queue_capacity",
-        "otel_sdk_processor_log_queue_size",
-        "otel_sdk_processor_log_queue_capacity",
-    ] {
-        m.insert(name, OTEL);
+/// Sample names of the telemetry-init metric contract and the labels each may carry
+/// (besides `service_name`, on every series, and the resource labels Mimir promotes): every
+/// metric telemetry-init records, read from the one list of metric names
+/// (`telemetry_init_semconv::metric`) and named the way the recorder names them in the
+/// scrape.
+fn contract() -> BTreeMap<String, Vec<String>> {
+    use telemetry_init::metrics::semconv::metric::{self, Instrument, Source};
+    let mut m = BTreeMap::new();
+    for entry in metric::ALL
+        .iter()
+        .filter(|e| e.source != Source::Application)
+    {
+        let p = telemetry_init::metrics::prometheus_names(entry);
+        let mut labels = p.labels.clone();
+        if entry.instrument == Instrument::Histogram {
+            labels.push("le".to_owned());
+        }
+        for sample in p.samples {
+            m.insert(sample, labels.clone());
+        }
     }
     m
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
+#[test]
+fn the_contract_is_the_recorded_metrics() {
+    // Spot checks that the derivation gives the names dashboards are written with.
+    let c = contract();
+    assert!(c["http_server_request_duration_seconds_bucket"].contains(&"http_route".to_owned()));
+    assert!(c["rpc_server_duration_seconds_count"].contains(&"rpc_grpc_status_code".to_owned()));
+    assert_eq!(
+        c["otel_sdk_processor_span_queue_size"],
+        ["otel_component_type"]
+    );
+    assert!(c.contains_key("otel_sdk_exporter_metric_data_point_exported_total"));
+    // Only what telemetry-init records: not the body-size metrics it merely knows.
+    assert!(!c.keys().any(|k| k.contains("body_size")));
+    // The SLO rules are generated from the same histogram.
+    assert!(c.contains_key(&format!(
+        "{}_bucket",
+        telemetry_init_slo::HTTP_DURATION_METRIC
+    )));
 }
 
 /// Labels every series may have: the promoted resource attributes and target labels.
@@ -322,9 +309,7 @@ fn every_metric_is_in_the_contract_alloy_or_a_recording_rule() {
             };
             if let Some(labels) = contract.get(metric) {
                 for m in &vs.matchers.matchers {
-                    if !labels.contains(&m.name.as_str())
-                        && !COMMON_LABELS.contains(&m.name.as_str())
-                    {
+                    if !labels.contains(&m.name) && !COMMON_LABELS.contains(&m.name.as_str()) {
                         failures.push(format!(
                             "{}: label {:?} is not in the contract of {metric}",
                             q.origin, m.name

@@ -11,30 +11,33 @@ use metrics::{CounterFn, GaugeFn, HistogramFn, Key, Label};
 
 use crate::naming::Kind;
 use crate::registry::{Registry, Series};
-use telemetry_init_semconv::Signal;
+use telemetry_init_semconv::{Signal, metric};
 
-/// Metric names of the health helpers, per signal.
+/// Metric names of the health helpers, per signal (the names, units and
+/// help texts are written once, in [`telemetry_init_semconv::metric`]).
 pub mod names {
+    use telemetry_init_semconv::metric;
+
     /// `otel.sdk.exporter.operation.duration` (histogram, seconds).
-    pub const EXPORT_DURATION: &str = "otel.sdk.exporter.operation.duration";
+    pub const EXPORT_DURATION: &str = metric::EXPORTER_OPERATION_DURATION.name;
     /// `otel.sdk.exporter.span.exported` (counter).
-    pub const SPAN_EXPORTED: &str = "otel.sdk.exporter.span.exported";
+    pub const SPAN_EXPORTED: &str = metric::EXPORTER_SPAN_EXPORTED.name;
     /// `otel.sdk.exporter.log.exported` (counter).
-    pub const LOG_EXPORTED: &str = "otel.sdk.exporter.log.exported";
+    pub const LOG_EXPORTED: &str = metric::EXPORTER_LOG_EXPORTED.name;
     /// `otel.sdk.exporter.metric_data_point.exported` (counter).
-    pub const METRIC_DATA_POINT_EXPORTED: &str = "otel.sdk.exporter.metric_data_point.exported";
+    pub const METRIC_DATA_POINT_EXPORTED: &str = metric::EXPORTER_METRIC_DATA_POINT_EXPORTED.name;
     /// `otel.sdk.processor.span.processed` (counter).
-    pub const SPAN_PROCESSED: &str = "otel.sdk.processor.span.processed";
+    pub const SPAN_PROCESSED: &str = metric::PROCESSOR_SPAN_PROCESSED.name;
     /// `otel.sdk.processor.log.processed` (counter).
-    pub const LOG_PROCESSED: &str = "otel.sdk.processor.log.processed";
+    pub const LOG_PROCESSED: &str = metric::PROCESSOR_LOG_PROCESSED.name;
     /// `otel.sdk.processor.span.queue.size` (gauge).
-    pub const SPAN_QUEUE_SIZE: &str = "otel.sdk.processor.span.queue.size";
+    pub const SPAN_QUEUE_SIZE: &str = metric::PROCESSOR_SPAN_QUEUE_SIZE.name;
     /// `otel.sdk.processor.log.queue.size` (gauge).
-    pub const LOG_QUEUE_SIZE: &str = "otel.sdk.processor.log.queue.size";
+    pub const LOG_QUEUE_SIZE: &str = metric::PROCESSOR_LOG_QUEUE_SIZE.name;
     /// `otel.sdk.processor.span.queue.capacity` (gauge).
-    pub const SPAN_QUEUE_CAPACITY: &str = "otel.sdk.processor.span.queue.capacity";
+    pub const SPAN_QUEUE_CAPACITY: &str = metric::PROCESSOR_SPAN_QUEUE_CAPACITY.name;
     /// `otel.sdk.processor.log.queue.capacity` (gauge).
-    pub const LOG_QUEUE_CAPACITY: &str = "otel.sdk.processor.log.queue.capacity";
+    pub const LOG_QUEUE_CAPACITY: &str = metric::PROCESSOR_LOG_QUEUE_CAPACITY.name;
     /// `error.type` value used by [`PipelineHealth::dropped`](crate::PipelineHealth::dropped).
     pub const QUEUE_FULL: &str = "queue_full";
     /// Label key naming the component type (e.g. `otlp_grpc_span_exporter`).
@@ -44,74 +47,15 @@ pub mod names {
 }
 
 fn exported_name(s: Signal) -> &'static str {
-    match s {
-        Signal::Traces => names::SPAN_EXPORTED,
-        Signal::Logs => names::LOG_EXPORTED,
-        Signal::Metrics => names::METRIC_DATA_POINT_EXPORTED,
-    }
+    metric::exported(s).name
 }
 
 fn processed_name(s: Signal) -> Option<&'static str> {
-    match s {
-        Signal::Traces => Some(names::SPAN_PROCESSED),
-        Signal::Logs => Some(names::LOG_PROCESSED),
-        Signal::Metrics => None,
-    }
+    metric::processed(s).map(|m| m.name)
 }
 
 fn queue_names(s: Signal) -> Option<(&'static str, &'static str)> {
-    match s {
-        Signal::Traces => Some((names::SPAN_QUEUE_SIZE, names::SPAN_QUEUE_CAPACITY)),
-        Signal::Logs => Some((names::LOG_QUEUE_SIZE, names::LOG_QUEUE_CAPACITY)),
-        Signal::Metrics => None,
-    }
-}
-
-/// Unit and description of the `otel.sdk.*` metrics (built-in catalogue).
-pub(crate) fn catalogue(name: &str) -> Option<(&'static str, &'static str)> {
-    Some(match name {
-        names::EXPORT_DURATION => (
-            "s",
-            "The duration of exporting a batch of telemetry records.",
-        ),
-        names::SPAN_EXPORTED => (
-            "{span}",
-            "The number of spans for which the export has finished, either successful or failed.",
-        ),
-        names::LOG_EXPORTED => (
-            "{log_record}",
-            "The number of log records for which the export has finished, either successful or failed.",
-        ),
-        names::METRIC_DATA_POINT_EXPORTED => (
-            "{data_point}",
-            "The number of metric data points for which the export has finished, either successful or failed.",
-        ),
-        names::SPAN_PROCESSED => (
-            "{span}",
-            "The number of spans for which the processing has finished, either successful or failed.",
-        ),
-        names::LOG_PROCESSED => (
-            "{log_record}",
-            "The number of log records for which the processing has finished, either successful or failed.",
-        ),
-        names::SPAN_QUEUE_SIZE => (
-            "{span}",
-            "The number of spans in the queue of a given instance of an SDK span processor.",
-        ),
-        names::LOG_QUEUE_SIZE => (
-            "{log_record}",
-            "The number of log records in the queue of a given instance of an SDK log processor.",
-        ),
-        names::SPAN_QUEUE_CAPACITY => (
-            "{span}",
-            "The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
-        ),
-        names::LOG_QUEUE_CAPACITY => (
-            "{log_record}",
-            "The maximum number of log records the queue of a given instance of an SDK log processor can hold.",
-        ),
-        _ => return None,
-    })
+    metric::queue(s).map(|(size, capacity)| (size.name, capacity.name))
 }
 
 /// The `otel.component.type` of each pipeline component.

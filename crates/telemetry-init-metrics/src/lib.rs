@@ -33,8 +33,10 @@
 //! `_`, the unit adds a suffix (`s` → `_seconds`, `By` → `_bytes`, `1` →
 //! `_ratio` for gauges, `{annotations}` → nothing), counters get `_total`.
 //! Units come from, in order: `metrics::describe_*!` (a `metrics::Unit`),
-//! [`MetricsConfig::unit`], a built-in catalogue of semantic-convention
-//! metrics (HTTP/RPC durations, `otel.sdk.*`). See `docs/metrics.md` in the repository.
+//! [`MetricsConfig::unit`], the metrics telemetry-init knows
+//! ([`semconv::metric`]: HTTP/RPC durations, `otel.sdk.*`), which also give
+//! the help text of a metric nobody described. [`prometheus_names`] gives
+//! the Prometheus names of those. See `docs/metrics.md` in the repository.
 //!
 //! # Hot path
 //!
@@ -149,8 +151,13 @@ pub use config::{
 pub use health::{PipelineComponents, PipelineHealth, PipelineTotals, names as health_names};
 pub use render::{Format, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 pub use server::MetricsServer;
+/// The one vocabulary of the telemetry-init crates: [`Signal`] and every
+/// metric's name, instrument, unit and help text (`semconv::metric`), which
+/// this recorder serves as `# HELP`/`# UNIT` and as the OTLP unit and
+/// description.
+pub use telemetry_init_semconv as semconv;
 /// The telemetry signal (one type across the telemetry-init crates; see
-/// [`telemetry_init_semconv`]).
+/// [`semconv`]).
 pub use telemetry_init_semconv::Signal;
 pub use trace_context::{TraceContextFn, active_otel_trace_context, current_trace_context};
 
@@ -159,9 +166,64 @@ pub const PROMETHEUS_ADDR_ENV: &str = "TELEMETRY_PROMETHEUS_ADDR";
 
 /// Name of the counter of records folded into overflow series
 /// (`telemetry_init_metrics_overflowed_records_total{metric_name=…}`).
-pub const OVERFLOW_RECORDS_METRIC: &str = registry::OVERFLOW_RECORDS_METRIC;
+pub const OVERFLOW_RECORDS_METRIC: &str = semconv::metric::OVERFLOWED_RECORDS.name;
 /// Attribute key of the overflow series (`otel.metric.overflow`).
-pub const OVERFLOW_LABEL: &str = registry::OVERFLOW_LABEL;
+pub const OVERFLOW_LABEL: &str = otel::OVERFLOW_LABEL;
+
+/// How a metric appears in this recorder's Prometheus exposition, from
+/// [`prometheus_names`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrometheusNames {
+    /// The family name of `# TYPE` and `# HELP` in the Prometheus text
+    /// format (`http_server_request_duration_seconds`).
+    pub family: String,
+    /// Every sample name a scrape carries for it: `…_bucket`, `…_sum`,
+    /// `…_count` for a histogram, `…_total` for a counter, the family name
+    /// for a gauge.
+    pub samples: Vec<String>,
+    /// The label names of its attributes (`http.route` → `http_route`), in
+    /// the order of [`semconv::metric::Metric::attributes`].
+    pub labels: Vec<String>,
+}
+
+/// The Prometheus names this recorder gives `metric` (the OpenTelemetry →
+/// Prometheus mapping described in the crate docs): what dashboards and
+/// alert rules query.
+///
+/// ```
+/// use telemetry_init_metrics::{prometheus_names, semconv::metric};
+///
+/// let p = prometheus_names(&metric::HTTP_SERVER_REQUEST_DURATION);
+/// assert_eq!(p.family, "http_server_request_duration_seconds");
+/// assert_eq!(p.samples, [
+///     "http_server_request_duration_seconds_bucket",
+///     "http_server_request_duration_seconds_sum",
+///     "http_server_request_duration_seconds_count",
+/// ]);
+/// assert_eq!(p.labels[1], "http_route");
+/// assert_eq!(prometheus_names(&metric::EXPORTER_SPAN_EXPORTED).samples,
+///            ["otel_sdk_exporter_span_exported_total"]);
+/// ```
+pub fn prometheus_names(metric: &semconv::metric::Metric) -> PrometheusNames {
+    let names = naming::prometheus_names(metric.name, Some(metric.unit), metric.instrument);
+    let samples = match metric.instrument {
+        Kind::Histogram => ["_bucket", "_sum", "_count"]
+            .iter()
+            .map(|s| format!("{}{s}", names.sample))
+            .collect(),
+        Kind::Counter | Kind::Gauge => vec![names.sample],
+    };
+    PrometheusNames {
+        family: names.family,
+        samples,
+        labels: metric
+            .attributes
+            .iter()
+            .map(|a| naming::sanitize_label_name(a))
+            .collect(),
+    }
+}
 
 use naming::Kind;
 use registry::Registry;

@@ -5,23 +5,9 @@
 
 use metrics::Unit;
 
-/// The metric kind as seen by the exposition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
-impl Kind {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-            Kind::Histogram => "histogram",
-        }
-    }
-}
+/// The metric kind as seen by the exposition: the instrument of the one
+/// metric vocabulary (`telemetry_init_semconv::metric`).
+pub(crate) use telemetry_init_semconv::metric::Instrument as Kind;
 
 /// Maps a `metrics::Unit` to its UCUM-style OpenTelemetry unit string.
 ///

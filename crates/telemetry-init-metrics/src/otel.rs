@@ -6,14 +6,32 @@
 //! * histograms → synchronous `Histogram<f64>` with the same boundaries,
 //!   recorded next to our own buckets with a per-series attribute slice that
 //!   is built once at registration.
+//!
+//! This module knows nothing of the registry: the registry builds the
+//! instruments of its families and series here, and the observable
+//! instruments' callbacks read the registry's values back through
+//! `Observed`, which the registry implements (so the two modules do not
+//! import each other).
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
+use metrics::Label;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter, ObservableCounter, ObservableGauge};
 
 use crate::naming::Kind;
-use crate::registry::{Family, OVERFLOW_LABEL, Series};
+
+/// OpenTelemetry attribute marking the overflow series.
+pub(crate) const OVERFLOW_LABEL: &str = "otel.metric.overflow";
+
+/// What the observable instruments read at collection time: the current
+/// value of every series of one family that has OpenTelemetry attributes.
+pub(crate) trait Observed: Send + Sync + 'static {
+    /// Calls `f` with the value and attributes of every counter series.
+    fn observe_counters(&self, f: &mut dyn FnMut(u64, &[KeyValue]));
+    /// Calls `f` with the value and attributes of every gauge series.
+    fn observe_gauges(&self, f: &mut dyn FnMut(f64, &[KeyValue]));
+}
 
 /// Instruments of one family.
 #[allow(dead_code)] // the observable handles are kept alive, never read
@@ -54,9 +72,8 @@ const INT_ATTRIBUTES: &[&str] = &[
     "rpc.grpc.status_code",
 ];
 
-pub(crate) fn attributes(series: &Series) -> Box<[KeyValue]> {
-    series
-        .labels()
+pub(crate) fn attributes(labels: &[Label]) -> Box<[KeyValue]> {
+    labels
         .iter()
         .map(|l| {
             let (k, v) = (l.key(), l.value());
@@ -73,25 +90,25 @@ pub(crate) fn attributes(series: &Series) -> Box<[KeyValue]> {
         .collect()
 }
 
+/// The instrument of one family named `name`; observable instruments read
+/// `values` (held weakly: a dropped family observes nothing).
 pub(crate) fn build_family(
     meter: &Meter,
-    family: &Arc<Family>,
+    name: &str,
+    kind: Kind,
+    bounds: Option<&[f64]>,
+    values: Weak<dyn Observed>,
     unit: Option<String>,
     description: Option<String>,
 ) -> OtelFamily {
-    let name = family.name().to_string();
-    let weak: Weak<Family> = Arc::downgrade(family);
-    match family.kind() {
+    let name = name.to_string();
+    match kind {
         Kind::Counter => {
             let mut b = meter
                 .u64_observable_counter(name)
                 .with_callback(move |obs| {
-                    if let Some(f) = weak.upgrade() {
-                        f.for_each_series(|s| {
-                            if let Some(o) = s.otel() {
-                                obs.observe(s.counter_value(), &o.attrs);
-                            }
-                        });
+                    if let Some(f) = values.upgrade() {
+                        f.observe_counters(&mut |v, attrs| obs.observe(v, attrs));
                     }
                 });
             if let Some(u) = unit {
@@ -104,12 +121,8 @@ pub(crate) fn build_family(
         }
         Kind::Gauge => {
             let mut b = meter.f64_observable_gauge(name).with_callback(move |obs| {
-                if let Some(f) = weak.upgrade() {
-                    f.for_each_series(|s| {
-                        if let Some(o) = s.otel() {
-                            obs.observe(s.gauge_value(), &o.attrs);
-                        }
-                    });
+                if let Some(f) = values.upgrade() {
+                    f.observe_gauges(&mut |v, attrs| obs.observe(v, attrs));
                 }
             });
             if let Some(u) = unit {
@@ -121,7 +134,7 @@ pub(crate) fn build_family(
             OtelFamily::Gauge(b.build())
         }
         Kind::Histogram => {
-            let bounds = family.bounds().map(|b| b.to_vec()).unwrap_or_default();
+            let bounds = bounds.map(<[f64]>::to_vec).unwrap_or_default();
             let mut b = meter.f64_histogram(name).with_boundaries(bounds);
             if let Some(u) = unit {
                 b = b.with_unit(u);
@@ -134,8 +147,9 @@ pub(crate) fn build_family(
     }
 }
 
-pub(crate) fn build_series(family: &OtelFamily, series: &Series) -> OtelSeries {
-    let attrs = attributes(series);
+/// The OpenTelemetry state of one series with `labels`.
+pub(crate) fn build_series(family: &OtelFamily, labels: &[Label]) -> OtelSeries {
+    let attrs = attributes(labels);
     let histogram = match family {
         #[cfg(not(feature = "otel-bound-instruments"))]
         OtelFamily::Histogram(h) => Some(h.clone()),

@@ -10,14 +10,15 @@ use opentelemetry::metrics::Meter;
 
 use crate::config::SharedConfig;
 use crate::naming::{self, Kind};
-use crate::otel::{self, OtelFamily, OtelSeries};
+use crate::otel::{self, Observed, OtelFamily, OtelSeries};
 use crate::storage::{CounterCell, GaugeCell, HistogramCell};
 use crate::trace_context::TraceContextFn;
+use telemetry_init_semconv::metric;
 
 /// OpenTelemetry attribute marking the overflow series.
-pub(crate) const OVERFLOW_LABEL: &str = "otel.metric.overflow";
+pub(crate) use otel::OVERFLOW_LABEL;
 /// Counter of records folded into overflow series.
-pub(crate) const OVERFLOW_RECORDS_METRIC: &str = "telemetry_init.metrics.overflowed_records";
+pub(crate) const OVERFLOW_RECORDS_METRIC: &str = metric::OVERFLOWED_RECORDS.name;
 
 pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
@@ -281,6 +282,24 @@ impl Family {
     }
 }
 
+impl Observed for Family {
+    fn observe_counters(&self, f: &mut dyn FnMut(u64, &[opentelemetry::KeyValue])) {
+        self.for_each_series(|s| {
+            if let Some(o) = s.otel() {
+                f(s.counter_value(), &o.attrs);
+            }
+        });
+    }
+
+    fn observe_gauges(&self, f: &mut dyn FnMut(f64, &[opentelemetry::KeyValue])) {
+        self.for_each_series(|s| {
+            if let Some(o) = s.otel() {
+                f(s.gauge_value(), &o.attrs);
+            }
+        });
+    }
+}
+
 /// Description of a metric, from `describe_*!`, the config or the catalogue.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Description {
@@ -288,30 +307,10 @@ pub(crate) struct Description {
     pub(crate) help: Option<String>,
 }
 
-/// Built-in catalogue of OpenTelemetry semantic-convention metrics.
+/// Unit and help text of the metrics telemetry-init records or knows (the
+/// one vocabulary, `telemetry_init_semconv::metric`).
 pub(crate) fn catalogue(name: &str) -> Option<(&'static str, &'static str)> {
-    Some(match name {
-        "http.server.request.duration" => ("s", "Duration of HTTP server requests."),
-        "http.client.request.duration" => ("s", "Duration of HTTP client requests."),
-        "http.server.active_requests" => ("{request}", "Number of active HTTP server requests."),
-        "http.server.request.body.size" => ("By", "Size of HTTP server request bodies."),
-        "http.server.response.body.size" => ("By", "Size of HTTP server response bodies."),
-        "rpc.server.duration" => ("s", "Measures the duration of inbound RPC."),
-        "rpc.client.duration" => ("s", "Measures the duration of outbound RPC."),
-        "rpc.server.call.duration" => (
-            "s",
-            "Measures the duration of inbound remote procedure calls.",
-        ),
-        "rpc.client.call.duration" => (
-            "s",
-            "Measures the duration of outbound remote procedure calls.",
-        ),
-        OVERFLOW_RECORDS_METRIC => (
-            "{record}",
-            "Measurements folded into the otel_metric_overflow series because the metric reached its cardinality limit.",
-        ),
-        _ => return crate::health::catalogue(name),
-    })
+    metric::find(name).map(|m| (m.unit, m.help))
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a
@@ -432,14 +431,26 @@ impl Registry {
     fn init_otel_family<'f>(&self, meter: &Meter, family: &'f Arc<Family>) -> &'f OtelFamily {
         family.otel.get_or_init(|| {
             let d = self.description(&family.name);
-            otel::build_family(meter, family, d.unit.map(Cow::into_owned), d.help)
+            // Coerced here: the observable instruments hold the family weakly.
+            let values: std::sync::Weak<Family> = Arc::downgrade(family);
+            otel::build_family(
+                meter,
+                &family.name,
+                family.kind,
+                family.bounds.as_deref(),
+                values as std::sync::Weak<dyn Observed>,
+                d.unit.map(Cow::into_owned),
+                d.help,
+            )
         })
     }
 
     fn init_otel_series(&self, family: &Arc<Family>, series: &Series) {
         if let Some(meter) = self.meter.get() {
             let of = self.init_otel_family(meter, family);
-            series.otel.get_or_init(|| otel::build_series(of, series));
+            series
+                .otel
+                .get_or_init(|| otel::build_series(of, series.labels()));
         }
     }
 

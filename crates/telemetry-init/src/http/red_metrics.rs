@@ -19,46 +19,48 @@ use std::time::Duration;
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Metric names, as OpenTelemetry spells them (the Prometheus exposition
-/// maps them to `http_server_request_duration_seconds` and so on).
+/// maps them to `http_server_request_duration_seconds` and so on). Each one
+/// is the name of an entry of [`telemetry_init_semconv::metric`],
+/// where its unit, help text and attributes are written.
 pub mod names {
+    use telemetry_init_semconv::metric;
+
     /// Histogram of server request durations, in seconds.
-    pub const HTTP_SERVER_DURATION: &str = "http.server.request.duration";
+    pub const HTTP_SERVER_DURATION: &str = metric::HTTP_SERVER_REQUEST_DURATION.name;
     /// Gauge of requests in flight.
-    pub const HTTP_SERVER_ACTIVE: &str = "http.server.active_requests";
+    pub const HTTP_SERVER_ACTIVE: &str = metric::HTTP_SERVER_ACTIVE_REQUESTS.name;
     /// Histogram of gRPC server call durations, in seconds.
-    pub const RPC_SERVER_DURATION: &str = "rpc.server.duration";
+    pub const RPC_SERVER_DURATION: &str = metric::RPC_SERVER_DURATION.name;
     /// Histogram of client request durations, in seconds.
-    pub const HTTP_CLIENT_DURATION: &str = "http.client.request.duration";
+    pub const HTTP_CLIENT_DURATION: &str = metric::HTTP_CLIENT_REQUEST_DURATION.name;
     /// Histogram of gRPC client call durations, in seconds.
-    pub const RPC_CLIENT_DURATION: &str = "rpc.client.duration";
+    pub const RPC_CLIENT_DURATION: &str = metric::RPC_CLIENT_DURATION.name;
 }
 
-/// Describes the instruments once, so the exposition has units and help text.
+/// Describes the middleware's instruments once, so the exposition of any
+/// `metrics` recorder has their units and help texts (telemetry-init's own
+/// recorder knows them already, from the same entries).
 pub(crate) fn describe() {
-    metrics::describe_histogram!(
-        names::HTTP_SERVER_DURATION,
-        metrics::Unit::Seconds,
-        "Duration of HTTP server requests."
-    );
-    metrics::describe_gauge!(
-        names::HTTP_SERVER_ACTIVE,
-        "Number of active HTTP server requests."
-    );
-    metrics::describe_histogram!(
-        names::RPC_SERVER_DURATION,
-        metrics::Unit::Seconds,
-        "Duration of gRPC server calls."
-    );
-    metrics::describe_histogram!(
-        names::HTTP_CLIENT_DURATION,
-        metrics::Unit::Seconds,
-        "Duration of HTTP client requests."
-    );
-    metrics::describe_histogram!(
-        names::RPC_CLIENT_DURATION,
-        metrics::Unit::Seconds,
-        "Duration of gRPC client calls."
-    );
+    use telemetry_init_semconv::metric::{self, Instrument, Source};
+    metrics::with_recorder(|recorder| {
+        for m in metric::ALL
+            .iter()
+            .filter(|m| m.source == Source::Middleware)
+        {
+            let key = metrics::KeyName::from_const_str(m.name);
+            let unit = match m.unit {
+                "s" => Some(metrics::Unit::Seconds),
+                "By" => Some(metrics::Unit::Bytes),
+                _ => None,
+            };
+            let help = metrics::SharedString::const_str(m.help);
+            match m.instrument {
+                Instrument::Counter => recorder.describe_counter(key, unit, help),
+                Instrument::Gauge => recorder.describe_gauge(key, unit, help),
+                Instrument::Histogram => recorder.describe_histogram(key, unit, help),
+            }
+        }
+    });
 }
 
 pub(crate) fn active(method: &'static str, route: &str) -> metrics::Gauge {
