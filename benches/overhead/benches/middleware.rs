@@ -58,6 +58,14 @@ async fn handler(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
     Ok(Response::new(Body::from("user 42")))
 }
 
+/// The same handler with one `tracing` event inside the request: a JSON
+/// line on stdout and an OTLP log record (issue 13, goal 3: its cost as a
+/// share of the request's telemetry overhead).
+async fn handler_one_event(_req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    tracing::info!(user_id = 42_u64, "looking up user");
+    Ok(Response::new(Body::from("user 42")))
+}
+
 fn middleware(c: &mut Criterion) {
     install_once();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -78,6 +86,13 @@ fn middleware(c: &mut Criterion) {
     g.bench_function("service_fn_layer", |b| {
         b.to_async(&rt).iter(|| async {
             let res = layered.clone().oneshot(request("/users/42")).await.unwrap();
+            res.into_body().collect().await.unwrap()
+        })
+    });
+    let with_event = telemetry_init::layer().layer(service_fn(handler_one_event));
+    g.bench_function("service_fn_layer_one_event", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = with_event.clone().oneshot(request("/users/42")).await.unwrap();
             res.into_body().collect().await.unwrap()
         })
     });
