@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use telemetry_init_metrics::{PipelineHealth, PipelineTotals};
 
-use super::batch::{Delivered, ExportResult};
+use super::outcome::{Delivered, ExportResult};
 use crate::config::Signal;
 
 /// The `error.type` of items still queued when the shutdown deadline

@@ -6,6 +6,7 @@ pub(crate) mod counters;
 pub(crate) mod exporters;
 pub(crate) mod fit;
 mod limits;
+pub(crate) mod outcome;
 pub(crate) mod runtime;
 mod scrub;
 mod span_encoder;
