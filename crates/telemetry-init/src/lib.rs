@@ -156,6 +156,10 @@
 //! - A dead, slow or refusing collector never fails or slows a request:
 //!   queues are bounded, drops are counted (`otel_sdk_*` metrics and the
 //!   report), memory stays within the configured budget.
+//! - The report and the `otel_sdk_*` self-health metrics are computed from
+//!   one set of counters, so they agree: items still queued when the
+//!   deadline passes are `failed` in the report and
+//!   `error_type="shutdown_timeout"` in the metrics.
 //!
 //! # Performance
 //!
