@@ -37,7 +37,8 @@
 //! 2. the `metrics` facade's global recorder (HTTP/RPC metrics, `/metrics`);
 //! 3. the global `tracing` subscriber, and the `log` crate's logger
 //!    (forwarded to `tracing`, unless another logger is set);
-//! 4. the propagation settings of the layers ([`crate::http::Propagation::set_global`]);
+//! 4. the propagation settings of the layers ([`crate::http::Propagation::set_global`])
+//!    and their request-id header ([`crate::http::request_id::header`]);
 //! 5. OpenTelemetry's global text-map propagator, tracer provider and (when
 //!    metrics are pushed) meter provider (`opentelemetry::global`);
 //! 6. [`crate::handle`].
@@ -447,6 +448,7 @@ impl Telemetry {
         // one atomic load), so layers made before `install()` follow them too.
         let propagators = config.propagator_set();
         crate::http::Propagation::new(propagators, config.trust_incoming_context).set_global();
+        crate::http::request_id::set_global(config.request_id_header.clone());
 
         if !config.sdk_disabled {
             // Ours, not the SDK's: the stock propagator fails 9-12 of the 41 W3C
@@ -502,6 +504,7 @@ fn log_effective_config(config: &Config, instance_id: &str) {
         sampler = %config.sampler.describe(),
         propagators = %config.propagator_set(),
         trust_incoming_context = config.trust_incoming_context,
+        request_id_header = config.request_id_header.as_str(),
         stdout_filter = %config.stdout_filter,
         export_filter = %config.export_filter,
         span_events_level = %config.span_events_level,

@@ -353,3 +353,44 @@ async fn only_defined_flag_bits_go_downstream() {
         );
     }
 }
+
+/// The per-layer request-id header options: the server layer reads and
+/// echoes `x-correlation-id` (and records it as `request_id`), a
+/// `ClientLayer` given the same name forwards it from inside the request,
+/// and `x-request-id` is neither read, echoed nor sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_given_a_request_id_header_read_echo_and_forward_it() {
+    let _ = env();
+    let header = http::HeaderName::from_static("x-correlation-id");
+    let (next, seen) = downstream().await;
+    let for_client = header.clone();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move || {
+                let (next, header) = (next.clone(), for_client.clone());
+                async move {
+                    tower_get(ClientLayer::new().request_id_header(header), &next).await;
+                    "ok"
+                }
+            }),
+        )
+        .layer(telemetry_init::layer().request_id_header(header));
+    let base = listen(app).await;
+    let res = reqwest::Client::new()
+        .get(&base)
+        .header("x-correlation-id", "layer-corr-1")
+        .header("x-request-id", "layer-decoy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-correlation-id"], "layer-corr-1");
+    assert!(res.headers().get("x-request-id").is_none(), "{res:?}");
+
+    let h = seen.lock().unwrap()[0].clone();
+    assert_eq!(h["x-correlation-id"], "layer-corr-1", "{h:?}");
+    assert!(h.get("x-request-id").is_none(), "{h:?}");
+    let span = span_for("layer-corr-1").await;
+    assert_eq!(s(&span, "request_id"), Some("layer-corr-1"));
+}

@@ -215,3 +215,136 @@ async fn an_edge_service_starts_its_own_trace() {
         "the caller's baggage stops at the edge: {hello}"
     );
 }
+
+/// Every header set a plain downstream (no telemetry) received.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<axum::http::HeaderMap>>>;
+
+/// A loopback downstream that records the headers of every request.
+async fn recording_downstream() -> (String, Seen) {
+    let seen = Seen::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| async move {
+        record.lock().unwrap().push(headers);
+        "recorded"
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/next"), seen)
+}
+
+/// `TELEMETRY_REQUEST_ID_HEADER` end to end, through the environment,
+/// `install()`, the demo's server layer and its `send_traced()` call: the
+/// configured header is read from the request, echoed on the response,
+/// forwarded downstream, and the id is `request_id` on the SERVER span and
+/// in the JSON lines. `x-request-id` is then neither read nor sent, and an
+/// invalid value is still replaced by a generated id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_request_id_header_is_read_echoed_forwarded_and_logged() {
+    const HEADER: &str = "x-correlation-id";
+    const ID: &str = "corr-42";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = receiver.grpc_endpoint();
+    let (next, seen) = recording_downstream().await;
+    let mut a = Demo::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_SERVICE_NAME", "demo-a"),
+        ("DOWNSTREAM_URL", &next),
+        // Case-insensitive, as header names are.
+        ("TELEMETRY_REQUEST_ID_HEADER", "X-Correlation-ID"),
+    ]);
+    let client = reqwest::Client::new();
+
+    // The configured header wins over an `x-request-id` sent beside it.
+    let res = client
+        .get(a.url("/chain"))
+        .header(HEADER, ID)
+        .header("x-request-id", "decoy-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[HEADER], ID, "echoed: {:?}", res.headers());
+    assert!(
+        res.headers().get("x-request-id").is_none(),
+        "x-request-id is not echoed: {:?}",
+        res.headers()
+    );
+    assert_eq!(res.text().await.unwrap(), "downstream 200 OK: recorded");
+
+    // Only `x-request-id`, and then a value over the bound: a generated id
+    // each time, echoed and forwarded under the configured header.
+    let mut generated = Vec::new();
+    for (name, value) in [
+        ("x-request-id", "decoy-2".to_string()),
+        (HEADER, "x".repeat(129)),
+    ] {
+        let res = client
+            .get(a.url("/chain"))
+            .header(name, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.headers().get("x-request-id").is_none());
+        let id = res.headers()[HEADER].to_str().unwrap().to_string();
+        assert_ne!(id, value);
+        assert_eq!(id.len(), 32, "a generated id: {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        generated.push(id);
+    }
+    let (code, _) = a.terminate(Duration::from_secs(10));
+    assert_eq!(code, 0, "stderr: {:?}", a.stderr());
+
+    // Forwarded downstream under the configured header only.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    for (h, id) in seen
+        .iter()
+        .zip([ID, generated[0].as_str(), generated[1].as_str()])
+    {
+        assert_eq!(
+            h.get(HEADER).map(|v| v.to_str().unwrap()),
+            Some(id),
+            "{h:?}"
+        );
+        assert!(h.get("x-request-id").is_none(), "{h:?}");
+    }
+
+    // `request_id` on the SERVER span and in the JSON lines of the request.
+    let spans = receiver
+        .handle()
+        .wait_for_spans_where(3, Duration::from_secs(10), |s| {
+            s.kind == SpanKind::Server && s.service_name() == Some("demo-a")
+        })
+        .await
+        .unwrap();
+    let ids: Vec<&str> = spans.iter().filter_map(|sp| s(sp, "request_id")).collect();
+    for id in [ID, generated[0].as_str(), generated[1].as_str()] {
+        assert_eq!(
+            ids.iter().filter(|i| **i == *id).count(),
+            1,
+            "{id}: {ids:?}"
+        );
+    }
+    let lines = a.json_lines();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["request_id"] == ID)
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "calling downstream",
+            "downstream answered",
+            "request completed"
+        ],
+        "{lines:#?}"
+    );
+    let all = lines.iter().map(|l| l.to_string()).collect::<String>();
+    for decoy in ["decoy-1", "decoy-2", "x".repeat(129).as_str()] {
+        assert!(!all.contains(decoy), "{decoy} was used: {all}");
+    }
+    receiver.shutdown().await;
+}

@@ -4,6 +4,7 @@
 //! be found again.
 
 use reqwest::RequestBuilder;
+use telemetry_init_propagation::X_REQUEST_ID;
 
 /// `tracestate` key the smoke test adds (a valid W3C simple key).
 pub(super) const TRACESTATE_KEY: &str = "smoke";
@@ -73,7 +74,7 @@ impl SmokeContext {
         req.header("traceparent", self.traceparent())
             .header("tracestate", self.tracestate())
             .header("baggage", self.baggage())
-            .header("x-request-id", &self.request_id)
+            .header(X_REQUEST_ID, &self.request_id)
     }
 }
 

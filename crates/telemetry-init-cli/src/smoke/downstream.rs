@@ -90,7 +90,7 @@ async fn record(State(log): State<Log>, req: Request) -> &'static str {
         traceparent: joined("traceparent"),
         tracestate: joined("tracestate"),
         baggage: joined("baggage"),
-        request_id: joined("x-request-id"),
+        request_id: joined(telemetry_init_propagation::X_REQUEST_ID.as_str()),
     };
     if let Ok(mut l) = log.lock() {
         l.push(r);

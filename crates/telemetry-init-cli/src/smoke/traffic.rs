@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use telemetry_init_propagation::X_REQUEST_ID;
+
 use super::context::SmokeContext;
 use super::report::Check;
 
@@ -70,7 +72,7 @@ pub(super) async fn send(
         Ok(res) => {
             let echoed = res
                 .headers()
-                .get("x-request-id")
+                .get(X_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let status = res.status().as_u16();

@@ -211,6 +211,10 @@ pub struct Config {
     /// an exported span are also recorded as span events (`exception`
     /// events when they carry an error value); `OFF` turns it off.
     pub span_events_level: tracing::level_filters::LevelFilter,
+    /// `TELEMETRY_REQUEST_ID_HEADER`: the header the layers read the request
+    /// id from, echo it on responses under and forward it under on outgoing
+    /// calls (see [`crate::http::request_id`]).
+    pub request_id_header: http::HeaderName,
 }
 
 impl Config {
@@ -277,6 +281,7 @@ impl fmt::Debug for Config {
             .field("sampler", &self.sampler)
             .field("propagators", &self.propagators)
             .field("trust_incoming_context", &self.trust_incoming_context)
+            .field("request_id_header", &self.request_id_header)
             .finish_non_exhaustive()
     }
 }
@@ -344,6 +349,7 @@ pub struct Builder {
     pub(crate) duration_buckets: Option<Vec<f64>>,
     pub(crate) redact_edits: Vec<(bool, String)>,
     pub(crate) span_events_level: Option<tracing::level_filters::LevelFilter>,
+    pub(crate) request_id_header: Option<String>,
 }
 
 impl fmt::Debug for Builder {
@@ -593,6 +599,33 @@ impl Builder {
         level: impl Into<tracing::level_filters::LevelFilter>,
     ) -> Self {
         self.span_events_level = Some(level.into());
+        self
+    }
+
+    /// The header that carries the request id (default `x-request-id`;
+    /// `TELEMETRY_REQUEST_ID_HEADER` wins): the server layer reads it from
+    /// requests and echoes it on responses, `ClientLayer` and
+    /// `send_traced()` forward it to downstream calls; the log field and
+    /// span attribute stay `request_id`. A name that is not a valid header,
+    /// or names a header with another meaning (`traceparent`,
+    /// `authorization`, `cookie`, `content-length`, …), is an error.
+    ///
+    /// ```
+    /// let config = telemetry_init::builder()
+    ///     .request_id_header("X-Correlation-ID")
+    ///     .env_lookup(|_| None)
+    ///     .resolve()?;
+    /// assert_eq!(config.request_id_header, "x-correlation-id");
+    ///
+    /// let refused = telemetry_init::builder()
+    ///     .request_id_header("authorization")
+    ///     .env_lookup(|_| None)
+    ///     .resolve();
+    /// assert!(refused.is_err());
+    /// # Ok::<(), telemetry_init::Error>(())
+    /// ```
+    pub fn request_id_header(mut self, name: impl Into<String>) -> Self {
+        self.request_id_header = Some(name.into());
         self
     }
 
@@ -860,7 +893,23 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
             .unwrap_or(tracing::level_filters::LevelFilter::WARN),
     };
 
+    let request_id_header = match (env.get(REQUEST_ID_HEADER), &b.request_id_header) {
+        (Some(v), _) => crate::http::request_id::parse(&v).map_err(|reason| {
+            Error::invalid_env(
+                REQUEST_ID_HEADER,
+                &v,
+                reason,
+                "an HTTP header name such as x-request-id or x-correlation-id",
+            )
+        })?,
+        (None, Some(name)) => crate::http::request_id::parse(name).map_err(|reason| {
+            Error::InvalidConfig(format!("request_id_header {name:?}: {reason}"))
+        })?,
+        (None, None) => crate::http::request_id::X_REQUEST_ID,
+    };
+
     Ok(Config {
+        request_id_header,
         span_events_level,
         trust_incoming_context,
         sdk_disabled,
@@ -890,6 +939,9 @@ fn resolve(b: &Builder, env: &Env<'_>) -> Result<Config, Error> {
         redaction,
     })
 }
+
+/// The variable of [`Builder::request_id_header`].
+const REQUEST_ID_HEADER: &str = "TELEMETRY_REQUEST_ID_HEADER";
 
 /// The variable of [`Builder::span_events_level`].
 const SPAN_EVENTS_LEVEL: &str = "TELEMETRY_SPAN_EVENTS_LEVEL";

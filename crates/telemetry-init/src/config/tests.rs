@@ -66,6 +66,41 @@ fn propagators_and_trust() {
 }
 
 #[test]
+fn request_id_header() {
+    assert_eq!(resolve_with(&[]).unwrap().request_id_header, "x-request-id");
+    let c = resolve_with(&[("TELEMETRY_REQUEST_ID_HEADER", "X-Correlation-ID")]).unwrap();
+    assert_eq!(c.request_id_header, "x-correlation-id");
+    // The variable wins over code.
+    let c = crate::builder()
+        .request_id_header("x-trace-ref")
+        .env_lookup(|k| (k == "TELEMETRY_REQUEST_ID_HEADER").then(|| "x-req".to_string()))
+        .resolve()
+        .unwrap();
+    assert_eq!(c.request_id_header, "x-req");
+    for bad in [
+        "has space",
+        "a:b",
+        "traceparent",
+        "Cookie",
+        "content-length",
+        "grpc-status",
+    ] {
+        let e = err_text(&[("TELEMETRY_REQUEST_ID_HEADER", bad)]);
+        assert!(e.contains("TELEMETRY_REQUEST_ID_HEADER"), "{bad}: {e}");
+    }
+    let e = crate::builder()
+        .request_id_header("authorization")
+        .env_lookup(|_| None)
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("request_id_header") && e.contains("another meaning"),
+        "{e}"
+    );
+}
+
+#[test]
 fn endpoint_per_protocol_and_signal() {
     let c = resolve_with(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),

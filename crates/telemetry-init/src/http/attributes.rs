@@ -1,5 +1,6 @@
-//! Semantic-convention values computed from a request, with the cardinality
-//! rules applied (secrets are [`crate::redact`]'s).
+//! HTTP semantic-convention values computed from a request, with the
+//! cardinality rules applied (secrets are [`crate::redact`]'s; gRPC names are
+//! [`super::grpc`]'s).
 
 use http::{Method, Version};
 
@@ -49,14 +50,6 @@ pub(crate) fn host_and_port(host: &str) -> (&str, Option<u16>) {
     }
 }
 
-/// `rpc.service` and `rpc.method` from a gRPC path `/pkg.Service/Method`.
-pub(crate) fn grpc_service_method(path: &str) -> Option<(&str, &str)> {
-    let rest = path.strip_prefix('/')?;
-    let (service, method) = rest.split_once('/')?;
-    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
-        .then_some((service, method))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,14 +69,5 @@ mod tests {
         );
         assert_eq!(host_and_port("example.com"), ("example.com", None));
         assert_eq!(host_and_port("[::1]:3000"), ("::1", Some(3000)));
-    }
-
-    #[test]
-    fn grpc_paths() {
-        assert_eq!(
-            grpc_service_method("/helloworld.Greeter/SayHello"),
-            Some(("helloworld.Greeter", "SayHello"))
-        );
-        assert_eq!(grpc_service_method("/nope"), None);
     }
 }

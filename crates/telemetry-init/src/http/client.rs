@@ -1,6 +1,7 @@
 //! Client-side propagation: a CLIENT span per outgoing request, with
 //! `traceparent`, `tracestate`, `baggage` and the current request id
-//! injected, for tower/hyper clients ([`ClientLayer`]) and reqwest
+//! injected (under the [request-id header](super::request_id)), for
+//! tower/hyper clients ([`ClientLayer`]) and reqwest
 //! ([`TracedRequest::send_traced`]).
 //!
 //! # Example
@@ -21,11 +22,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http::{HeaderMap, HeaderName, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{Propagators, attributes, red_metrics};
+use super::call::{self, Protocol};
+use super::grpc::{self, code};
+use super::{Propagators, attributes, red_metrics, request_id};
 
 /// A CLIENT span, started, with its context injected into `headers`.
 #[derive(Debug)]
@@ -33,12 +36,25 @@ struct ClientCall {
     span: tracing::Span,
     started: Instant,
     method: &'static str,
-    host: String,
-    /// `rpc.service` and `rpc.method` of a gRPC call.
-    grpc: Option<(String, String)>,
-    /// The deadline of a gRPC call, from its `grpc-timeout` header.
-    grpc_deadline: Option<std::time::Duration>,
+    /// An HTTP request keeps the host it called (its metrics' label).
+    kind: Protocol<String>,
     done: bool,
+}
+
+/// How a client tells a gRPC call from an HTTP request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detect {
+    /// By its content type (the tower layer, which tonic's channels use).
+    ContentType,
+    /// Never: reqwest sends HTTP requests and reports HTTP outcomes.
+    HttpOnly,
+}
+
+/// What a client injects into an outgoing request's headers.
+#[derive(Debug, Clone, Copy)]
+struct Inject<'a> {
+    propagators: Propagators,
+    request_id_header: &'a HeaderName,
 }
 
 impl ClientCall {
@@ -46,7 +62,8 @@ impl ClientCall {
         method: &Method,
         uri: &http::Uri,
         headers: &mut HeaderMap,
-        propagators: Propagators,
+        inject: Inject<'_>,
+        detect: Detect,
     ) -> Self {
         let (method, original) = attributes::method(method);
         // A URI without authority (tonic clients made with `new` rather
@@ -61,14 +78,11 @@ impl ClientCall {
                 })
             })
             .map(i64::from);
-        let is_grpc = headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
-        let grpc = is_grpc
-            .then(|| attributes::grpc_service_method(uri.path()))
-            .flatten()
-            .map(|(s, m)| (s.to_string(), m.to_string()));
-        let span = if let Some((service, rpc_method)) = &grpc {
+        let grpc_call = (detect == Detect::ContentType && grpc::says_grpc(headers))
+            .then(|| grpc::Call::new(uri.path(), headers))
+            .flatten();
+        let span = if let Some(call) = &grpc_call {
+            let (service, rpc_method) = (&call.service, &call.method);
             tracing::info_span!(
                 target: "telemetry_init::http",
                 "grpc client request",
@@ -103,23 +117,20 @@ impl ClientCall {
         if !host.is_empty() {
             span.record("server.address", host.as_str());
         }
-        if !propagators.is_empty() {
-            telemetry_init_propagation::inject_with(&span.context(), headers, propagators);
+        if !inject.propagators.is_empty() {
+            telemetry_init_propagation::inject_with(&span.context(), headers, inject.propagators);
         }
-        if let Some(rid) = crate::logs::current_request_id()
-            && let Ok(v) = HeaderValue::from_str(&rid)
-        {
-            headers.insert("x-request-id", v);
+        if let Some(rid) = crate::logs::current_request_id() {
+            request_id::insert(headers, inject.request_id_header, &rid);
         }
         Self {
             span,
             started: Instant::now(),
             method,
-            host,
-            grpc_deadline: grpc
-                .as_ref()
-                .and_then(|_| super::grpc::grpc_timeout(headers)),
-            grpc,
+            kind: match grpc_call {
+                Some(call) => Protocol::Grpc(call),
+                None => Protocol::Http(host),
+            },
             done: false,
         }
     }
@@ -137,9 +148,13 @@ impl ClientCall {
             .map(str::to_string)
             .or(status_error.map(|s| s.to_string()));
         if let Some(e) = &error {
-            self.span.record("error.type", e.as_str());
-            self.span.record("otel.status_code", "ERROR");
+            call::record_error(&self.span, e);
         }
+        // Only HTTP requests end here (gRPC calls end with a status).
+        let host = match &self.kind {
+            Protocol::Http(host) => host.as_str(),
+            Protocol::Grpc(_) => "",
+        };
         let status = status
             .map(red_metrics::status_label)
             .unwrap_or(metrics::SharedString::const_str(""));
@@ -147,13 +162,13 @@ impl ClientCall {
             None => metrics::histogram!(
                 red_metrics::names::HTTP_CLIENT_DURATION,
                 "http.request.method" => self.method,
-                "server.address" => self.host.clone(),
+                "server.address" => host.to_owned(),
                 "http.response.status_code" => status
             ),
             Some(e) => metrics::histogram!(
                 red_metrics::names::HTTP_CLIENT_DURATION,
                 "http.request.method" => self.method,
-                "server.address" => self.host.clone(),
+                "server.address" => host.to_owned(),
                 "http.response.status_code" => status,
                 "error.type" => e
             ),
@@ -170,23 +185,19 @@ impl ClientCall {
         // gives the histogram its exemplar).
         let span = self.span.clone();
         let _entered = span.enter();
-        self.span.record("rpc.grpc.status_code", i64::from(code));
-        if code != 0 {
-            self.span.record("error.type", code.to_string());
-            self.span.record("otel.status_code", "ERROR");
-        }
-        if let Some((service, method)) = &self.grpc {
-            red_metrics::rpc_client(service, method, code, self.started.elapsed());
+        call::record_grpc_status(&self.span, code, code != 0);
+        if let Protocol::Grpc(c) = &self.kind {
+            red_metrics::rpc_client(&c.service, &c.method, code, self.started.elapsed());
         }
     }
 
     /// The status of a gRPC call that ended without one: DEADLINE_EXCEEDED
-    /// once its `grpc-timeout` has passed, else CANCELLED.
-    fn grpc_dropped_code(&self) -> i32 {
-        let expired = self
-            .grpc_deadline
-            .is_some_and(|d| self.started.elapsed() >= d);
-        if expired { 4 } else { 1 }
+    /// once its `grpc-timeout` has passed, else `otherwise`.
+    fn ended_without_status(&self, otherwise: i32) -> i32 {
+        match &self.kind {
+            Protocol::Grpc(c) => c.ended_without_status(self.started, otherwise),
+            Protocol::Http(_) => otherwise,
+        }
     }
 }
 
@@ -194,8 +205,8 @@ impl Drop for ClientCall {
     fn drop(&mut self) {
         // A gRPC call dropped before its status arrived was cancelled by
         // this client (a stream it stopped reading, a timeout around it).
-        if !self.done && self.grpc.is_some() {
-            let code = self.grpc_dropped_code();
+        if !self.done && self.kind.is_grpc() {
+            let code = self.ended_without_status(code::CANCELLED);
             self.finish_grpc(code);
         }
     }
@@ -241,6 +252,7 @@ fn redact_url(uri: &http::Uri) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct ClientLayer {
     propagators: Option<Propagators>,
+    request_id_header: Option<HeaderName>,
 }
 
 impl ClientLayer {
@@ -264,6 +276,23 @@ impl ClientLayer {
         self.propagators = Some(propagators);
         self
     }
+
+    /// The header the current request id is sent under, instead of the
+    /// process-wide one ([`request_id::header`]:
+    /// `TELEMETRY_REQUEST_ID_HEADER`, else `x-request-id`). For a downstream
+    /// that expects another name than this service.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use telemetry_init::http::ClientLayer;
+    ///
+    /// let layer = ClientLayer::new().request_id_header(HeaderName::from_static("x-correlation-id"));
+    /// ```
+    #[must_use]
+    pub fn request_id_header(mut self, name: HeaderName) -> Self {
+        self.request_id_header = Some(name);
+        self
+    }
 }
 
 impl<S> tower::Layer<S> for ClientLayer {
@@ -273,6 +302,7 @@ impl<S> tower::Layer<S> for ClientLayer {
         ClientService {
             inner,
             propagators: self.propagators,
+            request_id_header: self.request_id_header.clone(),
         }
     }
 }
@@ -282,6 +312,7 @@ impl<S> tower::Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     inner: S,
     propagators: Option<Propagators>,
+    request_id_header: Option<HeaderName>,
 }
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for ClientService<S>
@@ -301,7 +332,20 @@ where
         let propagators = self
             .propagators
             .unwrap_or_else(|| super::Propagation::global().propagators());
-        let call = ClientCall::start(&method, &uri, req.headers_mut(), propagators);
+        let inject = Inject {
+            propagators,
+            request_id_header: match &self.request_id_header {
+                Some(h) => h,
+                None => request_id::header(),
+            },
+        };
+        let call = ClientCall::start(
+            &method,
+            &uri,
+            req.headers_mut(),
+            inject,
+            Detect::ContentType,
+        );
         let inner = {
             let _e = call.span.enter();
             self.inner.call(req)
@@ -341,11 +385,11 @@ where
             return Poll::Ready(out.map(|res| res.map(ClientBody::passthrough)));
         };
         Poll::Ready(match out {
-            Ok(res) if call.grpc.is_some() => {
+            Ok(res) if call.kind.is_grpc() => {
                 // Trailers-only responses (every error a tonic handler
                 // returns) carry the status in the headers; otherwise it
                 // comes in the trailers, and the span lasts until then.
-                match super::grpc::grpc_status(res.headers()) {
+                match grpc::status(res.headers()) {
                     Some(code) => {
                         call.finish_grpc(code);
                         Ok(res.map(ClientBody::passthrough))
@@ -361,11 +405,11 @@ where
                 Ok(res.map(ClientBody::passthrough))
             }
             Err(e) => {
-                if call.grpc.is_some() {
+                if call.kind.is_grpc() {
                     // No response: past the deadline, DEADLINE_EXCEEDED;
                     // otherwise the transport failed (UNAVAILABLE).
-                    let code = call.grpc_dropped_code();
-                    call.finish_grpc(if code == 4 { 4 } else { 14 });
+                    let code = call.ended_without_status(code::UNAVAILABLE);
+                    call.finish_grpc(code);
                 } else {
                     call.finish(None, Some("_OTHER"));
                 }
@@ -407,12 +451,12 @@ impl<B: http_body::Body> http_body::Body for ClientBody<B> {
                     && let Some(mut call) = this.call.take()
                 {
                     // tonic reports a missing grpc-status as UNKNOWN.
-                    call.finish_grpc(super::grpc::grpc_status(trailers).unwrap_or(2));
+                    call.finish_grpc(grpc::status(trailers).unwrap_or(code::UNKNOWN));
                 }
             }
             Some(Err(_)) | None => {
                 if let Some(mut call) = this.call.take() {
-                    call.finish_grpc(2);
+                    call.finish_grpc(code::UNKNOWN);
                 }
             }
         }
@@ -429,7 +473,7 @@ impl<B: http_body::Body> http_body::Body for ClientBody<B> {
 }
 
 /// Sends a reqwest request inside a CLIENT span, with trace context, baggage
-/// and the request id injected. Which of trace context and baggage are sent
+/// and the request id injected (under [`request_id::header`]). Which of trace context and baggage are sent
 /// follows `OTEL_PROPAGATORS` ([`Propagation::global`](super::Propagation::global)):
 /// with `none`, neither.
 #[cfg(feature = "reqwest")]
@@ -447,8 +491,12 @@ impl TracedRequest for reqwest::RequestBuilder {
             let mut req = req?;
             let uri: http::Uri = req.url().as_str().parse().unwrap_or_default();
             let method = req.method().clone();
-            let propagators = super::Propagation::global().propagators();
-            let mut call = ClientCall::start(&method, &uri, req.headers_mut(), propagators);
+            let inject = Inject {
+                propagators: super::Propagation::global().propagators(),
+                request_id_header: request_id::header(),
+            };
+            let mut call =
+                ClientCall::start(&method, &uri, req.headers_mut(), inject, Detect::HttpOnly);
             let span = call.span.clone();
             let result = client.execute(req).instrument(span).await;
             match &result {

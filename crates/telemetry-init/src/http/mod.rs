@@ -2,11 +2,13 @@
 //! ids, redaction and RED metrics.
 
 mod attributes;
+mod call;
 pub mod client;
 mod grpc;
 pub mod limits;
 pub mod propagation;
 pub mod red_metrics;
+pub mod request_id;
 pub mod server;
 
 /// The RED metrics' names under their old module path (the module records
@@ -23,4 +25,5 @@ pub mod slo {
 
 pub use client::{ClientLayer, ClientService};
 pub use propagation::{Propagation, Propagators};
-pub use server::{GrpcDetection, RequestBaggage, RequestId, ServerLayer, ServerService};
+pub use request_id::RequestId;
+pub use server::{GrpcDetection, RequestBaggage, ServerLayer, ServerService};

@@ -8,7 +8,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::pending::Pending;
-use crate::http::grpc::grpc_status;
+use crate::http::grpc::{self, code};
 
 pin_project! {
     /// The response body of [`ServerService`](super::ServerService).
@@ -76,13 +76,13 @@ impl<B: Body> Body for ResponseBody<B> {
                     && let Some(mut p) = this.grpc.take()
                 {
                     // A missing grpc-status is a broken response: UNKNOWN.
-                    p.finish_grpc(grpc_status(trailers).unwrap_or(2));
+                    p.finish_grpc(grpc::status(trailers).unwrap_or(code::UNKNOWN));
                 }
             }
             Some(Err(_)) | None => {
                 *this.complete = true;
                 if let Some(mut p) = this.grpc.take() {
-                    p.finish_grpc(2);
+                    p.finish_grpc(code::UNKNOWN);
                 }
                 // The span ends when the body is complete, not when the
                 // headers were produced: tracing-opentelemetry ends a span

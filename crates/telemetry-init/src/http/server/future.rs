@@ -4,12 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
 use super::pending::Pending;
-use crate::http::grpc::grpc_status;
+use crate::http::call::Protocol;
+use crate::http::grpc;
 
 pin_project! {
     /// The future returned by [`ServerService`](super::ServerService).
@@ -60,24 +61,25 @@ where
         let mut pending = this.pending.take().expect("checked above");
         Poll::Ready(match result {
             Ok(mut res) => {
-                if let Ok(v) = HeaderValue::from_str(pending.request_id.as_str()) {
-                    res.headers_mut().insert(X_REQUEST_ID, v);
-                }
-                if pending.grpc.is_some() {
-                    let span = span.clone();
-                    // Trailers-only responses carry the status in the headers.
-                    if let Some(code) = grpc_status(res.headers()) {
-                        pending.finish_grpc(code);
-                        Ok(res.map(|b| ResponseBody::traced(b, span, None)))
-                    } else {
-                        Ok(res.map(|b| ResponseBody::traced(b, span, Some(pending))))
+                pending.echo_request_id(res.headers_mut());
+                match &pending.kind {
+                    Protocol::Grpc(_) => {
+                        let span = span.clone();
+                        // Trailers-only responses carry the status in the headers.
+                        if let Some(code) = grpc::status(res.headers()) {
+                            pending.finish_grpc(code);
+                            Ok(res.map(|b| ResponseBody::traced(b, span, None)))
+                        } else {
+                            Ok(res.map(|b| ResponseBody::traced(b, span, Some(pending))))
+                        }
                     }
-                } else {
-                    pending.finish_http(res.status().as_u16());
-                    // The finished `Pending` no longer needs its span: the
-                    // body takes it (one clone fewer per request).
-                    let span = std::mem::replace(&mut pending.span, tracing::Span::none());
-                    Ok(res.map(|b| ResponseBody::traced(b, span, None)))
+                    Protocol::Http(_) => {
+                        pending.finish_http(res.status().as_u16());
+                        // The finished `Pending` no longer needs its span: the
+                        // body takes it (one clone fewer per request).
+                        let span = std::mem::replace(&mut pending.span, tracing::Span::none());
+                        Ok(res.map(|b| ResponseBody::traced(b, span, None)))
+                    }
                 }
             }
             Err(e) => {
@@ -87,9 +89,6 @@ where
         })
     }
 }
-
-/// The response header that echoes the request id.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// `error.type` for a service error: its type's name (bounded, unlike the
 /// error message).

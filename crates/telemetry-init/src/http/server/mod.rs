@@ -26,6 +26,12 @@
 //! (`;jsessionid=`) become `REDACTED` (the policy of [`crate::redact`]).
 //! Values taken from the request are cut to the [built-in bounds](super::limits).
 //!
+//! The request id is read from the [request-id header](super::request_id)
+//! (`x-request-id` unless configured otherwise), or generated when absent
+//! or not sane; it is echoed on the response under the same header, is the
+//! span's and the log lines' `request_id`, is in the request's extensions
+//! as [`RequestId`], and outgoing calls made inside the request forward it.
+//!
 //! A request is recorded as a gRPC call only when the service's own stack
 //! says so, never because of a header the client chose: by default, when
 //! tonic's server delivered it (see [`GrpcDetection`]).
@@ -46,12 +52,15 @@ pub use future::ResponseFuture;
 
 use super::Propagators;
 use super::attributes;
+use super::call::Protocol;
+use super::grpc;
 use super::limits::{self, truncate};
-use super::red_metrics::{self, UNMATCHED_ROUTE};
+use super::red_metrics;
+use super::request_id;
 use pending::Pending;
 
 /// The request id of the current request, in the request's extensions.
-pub use telemetry_init_propagation::RequestId;
+pub use super::request_id::RequestId;
 
 /// The W3C Baggage received with the request, in the request's extensions
 /// (properties are not carried over; the propagated context keeps them).
@@ -126,7 +135,8 @@ struct Settings {
     grpc: GrpcDetection,
     skip_paths: Vec<String>,
     baggage_allowlist: Vec<String>,
-    request_id_header: HeaderName,
+    /// This layer's own request-id header; `None`: [`request_id::header`].
+    request_id_header: Option<HeaderName>,
     propagation: super::propagation::Overrides,
 }
 
@@ -143,7 +153,8 @@ impl Default for ServerLayer {
 }
 
 impl ServerLayer {
-    /// The defaults: the standard skip list, no baggage attributes, `x-request-id`.
+    /// The defaults: the standard skip list, no baggage attributes, the
+    /// process-wide request-id header ([`request_id::header`]).
     pub fn new() -> Self {
         red_metrics::describe();
         Self {
@@ -152,7 +163,7 @@ impl ServerLayer {
                 grpc: GrpcDetection::default(),
                 skip_paths: DEFAULT_SKIP.iter().map(|s| s.to_string()).collect(),
                 baggage_allowlist: Vec::new(),
-                request_id_header: HeaderName::from_static("x-request-id"),
+                request_id_header: None,
                 propagation: Default::default(),
             }),
         }
@@ -202,10 +213,25 @@ impl ServerLayer {
         self.edit(|s| s.grpc = detection)
     }
 
-    /// The header that carries the request id (default `x-request-id`).
+    /// The header this layer reads the request id from and echoes it on
+    /// the response under, instead of the process-wide one
+    /// ([`request_id::header`]: `TELEMETRY_REQUEST_ID_HEADER`,
+    /// [`Builder::request_id_header`](crate::Builder::request_id_header),
+    /// else `x-request-id`). Outgoing calls forward the id under the
+    /// process-wide name, or [`ClientLayer::request_id_header`](super::ClientLayer::request_id_header).
+    /// Do not name a header with another meaning (`traceparent`,
+    /// `authorization`, `content-length`, …): the configured settings refuse
+    /// those, this option trusts your code.
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use telemetry_init::http::ServerLayer;
+    ///
+    /// let layer = ServerLayer::new().request_id_header(HeaderName::from_static("x-correlation-id"));
+    /// ```
     #[must_use]
     pub fn request_id_header(self, name: HeaderName) -> Self {
-        self.edit(|s| s.request_id_header = name)
+        self.edit(|s| s.request_id_header = Some(name))
     }
 
     /// The formats this layer extracts, instead of the process-wide
@@ -281,24 +307,19 @@ where
 
         let (method, method_original) = attributes::method(req.method());
         let method_original = method_original.map(|m| truncate(m, limits::MAX_METHOD));
-        let grpc_names = is_grpc(&req, self.settings.grpc)
-            .then(|| attributes::grpc_service_method(path))
-            .flatten()
-            .map(|(s, m)| {
-                (
-                    truncate(s, limits::MAX_RPC_NAME).to_string(),
-                    truncate(m, limits::MAX_RPC_NAME).to_string(),
-                )
-            });
+        let grpc_call = is_grpc(&req, self.settings.grpc)
+            .then(|| grpc::Call::new(path, req.headers()))
+            .flatten();
         let path = truncate(path, limits::MAX_PATH);
-        let grpc_deadline = grpc_names
-            .as_ref()
-            .and_then(|_| super::grpc::grpc_timeout(req.headers()));
         let route = matched_route(&req);
 
+        let request_id_header = match &self.settings.request_id_header {
+            Some(h) => h,
+            None => request_id::header(),
+        };
         let request_id = req
             .headers()
-            .get(&self.settings.request_id_header)
+            .get(request_id_header)
             .and_then(RequestId::sanitize)
             .unwrap_or_else(RequestId::generate);
 
@@ -306,9 +327,9 @@ where
         let opt = Optional::read(&req, redaction);
         // Path parameters (`;jsessionid=…`) are secrets; borrowed unless one is there.
         let path = redaction.redact_path(path);
-        let mut route_metrics = None;
-        let span = if let Some((service, rpc_method)) = &grpc_names {
-            tracing::info_span!(
+        let (span, kind) = if let Some(call) = grpc_call {
+            let (service, rpc_method) = (&call.service, &call.method);
+            let span = tracing::info_span!(
                 target: "telemetry_init::http",
                 "grpc request",
                 otel.name = %format_args!("{service}/{rpc_method}"),
@@ -326,7 +347,8 @@ where
                 user_agent.original = opt.user_agent,
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
-            )
+            );
+            (span, Protocol::Grpc(call))
         } else {
             let metrics = self.settings.routes.get(method, route);
             let span = tracing::info_span!(
@@ -350,8 +372,7 @@ where
                 error.type = tracing::field::Empty,
                 request_id = request_id.as_str(),
             );
-            route_metrics = Some(metrics);
-            span
+            (span, Protocol::Http(metrics))
         };
 
         drop(opt);
@@ -400,8 +421,7 @@ where
         };
         ResponseFuture::traced(
             fut,
-            Pending::start(method, grpc_names, request_id, span, route_metrics)
-                .with_grpc_deadline(grpc_deadline),
+            Pending::start(method, kind, request_id, request_id_header.clone(), span),
         )
     }
 }
@@ -459,11 +479,7 @@ impl<'a> Optional<'a> {
 }
 
 fn is_grpc<B>(req: &Request<B>, detection: GrpcDetection) -> bool {
-    let says_grpc = || {
-        req.headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
-    };
+    let says_grpc = || grpc::says_grpc(req.headers());
     match detection {
         GrpcDetection::Never => false,
         GrpcDetection::ContentType => says_grpc(),
@@ -509,8 +525,4 @@ fn matched_route<B>(req: &Request<B>) -> Option<&str> {
         let _ = req;
         None
     }
-}
-
-pub(crate) fn route_label(route: Option<&str>) -> &str {
-    route.unwrap_or(UNMATCHED_ROUTE)
 }
