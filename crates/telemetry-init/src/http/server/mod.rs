@@ -421,7 +421,13 @@ where
         };
         ResponseFuture::traced(
             fut,
-            Pending::start(method, kind, request_id, request_id_header.clone(), span),
+            Pending::start(
+                method,
+                kind,
+                request_id,
+                self.settings.request_id_header.clone(),
+                span,
+            ),
         )
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::RequestId;
 use crate::http::call::{self, Protocol};
@@ -47,8 +47,9 @@ pub(crate) struct Pending {
     method: &'static str,
     pub(super) kind: Kind,
     request_id: RequestId,
-    /// The header the request id was read from, and is echoed under.
-    request_id_header: HeaderName,
+    /// The layer's own request-id header, if it has one (else the
+    /// process-wide one): where the id was read from and is echoed under.
+    request_id_header: Option<HeaderName>,
     pub(super) span: tracing::Span,
     done: bool,
 }
@@ -58,7 +59,7 @@ impl Pending {
         method: &'static str,
         kind: Kind,
         request_id: RequestId,
-        request_id_header: HeaderName,
+        request_id_header: Option<HeaderName>,
         span: tracing::Span,
     ) -> Self {
         if let Protocol::Http(m) = &kind {
@@ -76,8 +77,15 @@ impl Pending {
     }
 
     /// Echoes the request id on the response, under the header it came in.
+    /// A [`RequestId`] is valid as a header value by construction.
     pub(super) fn echo_request_id(&self, headers: &mut HeaderMap) {
-        request_id::insert(headers, &self.request_id_header, self.request_id.as_str());
+        let name = match &self.request_id_header {
+            Some(h) => h,
+            None => request_id::header(),
+        };
+        if let Ok(v) = HeaderValue::from_str(self.request_id.as_str()) {
+            headers.insert(name.clone(), v);
+        }
     }
 
     /// Enters the span unless the caller already did (the response future
