@@ -321,11 +321,7 @@ async fn a_custom_request_id_header_is_read_echoed_forwarded_and_logged() {
         .unwrap();
     let ids: Vec<&str> = spans.iter().filter_map(|sp| s(sp, "request_id")).collect();
     for id in [ID, generated[0].as_str(), generated[1].as_str()] {
-        assert_eq!(
-            ids.iter().filter(|i| **i == id).count(),
-            1,
-            "{id}: {ids:?}"
-        );
+        assert_eq!(ids.iter().filter(|i| **i == id).count(), 1, "{id}: {ids:?}");
     }
     let lines = a.json_lines();
     let messages: Vec<&str> = lines
