@@ -16,7 +16,7 @@
 //! ```
 //!
 //! The value is untrusted: a request id longer than
-//! [`MAX_REQUEST_ID_LEN`](telemetry_init_propagation::request_id::MAX_REQUEST_ID_LEN)
+//! [`MAX_REQUEST_ID_LEN`]
 //! bytes, or with anything but visible ASCII, is replaced by a generated id
 //! ([`RequestId::sanitize`]), and that is what is echoed, forwarded and
 //! logged.
