@@ -159,7 +159,14 @@ impl Store {
         conn.execute_batch(schema::PRAGMAS).map_err(&err)?;
         // The writer's page cache: random trace-id index inserts stay in
         // memory up to this (it only grows as used; RSS stays bounded by it).
-        conn.execute_batch("PRAGMA cache_size = -65536;")
+        // Checkpoints are where `synchronous=NORMAL` fsyncs: at SQLite's
+        // default (every 1 000 pages, 4 MiB of WAL) a sustained ingest of
+        // ~40 MB/s fsynced ten times a second and the writer waited on the
+        // disk a third of the time. Every 65 536 pages (256 MiB of WAL,
+        // truncated on a clean shutdown) instead: pages rewritten between
+        // checkpoints (the random trace-id index inserts) are written back
+        // once. Measured in docs/performance.md (viewer, runs C and D).
+        conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 65536;")
             .map_err(&err)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))

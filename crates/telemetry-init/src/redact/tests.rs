@@ -294,6 +294,9 @@ mod properties {
             name in prop_oneof![Just("token"), Just("user[password]"), Just("apiKey"), Just("JSESSIONID")],
             other in "[a-z]{1,5}=[a-z]{1,5}",
         ) {
+            // `other` is meant to be a harmless pair: a generated key that is
+            // itself a secret name (`cvc`, `pin`, …) is not this property's case.
+            prop_assume!(Redaction::new().redact_query(&other) == other.as_str());
             let q = format!("{other}&{name}={value}");
             let r = Redaction::new().redact_query(&q).into_owned();
             prop_assert_eq!(r, format!("{other}&{name}=REDACTED"));
