@@ -47,6 +47,7 @@ enum Detect {
     /// By its content type (the tower layer, which tonic's channels use).
     ContentType,
     /// Never: reqwest sends HTTP requests and reports HTTP outcomes.
+    #[cfg(feature = "reqwest")]
     HttpOnly,
 }
 
