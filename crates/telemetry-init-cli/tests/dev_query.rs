@@ -13,23 +13,30 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{Proc, cli, demo};
 
+/// `telemetry-init dev` on ephemeral loopback ports with its store at `db`
+/// (more flags may follow).
+fn dev_on_loopback(db: &Path) -> Command {
+    let mut cmd = Command::new(cli());
+    cmd.args([
+        "dev",
+        "--ui-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--db",
+    ])
+    .arg(db);
+    cmd
+}
+
 /// Starts `telemetry-init dev` on ephemeral loopback ports; returns it with
 /// its UI URL and gRPC endpoint as printed.
 fn start_dev(db: &Path) -> (Proc, String, String) {
-    let mut child = Command::new(cli())
-        .args([
-            "dev",
-            "--ui-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--slo",
-        ])
+    let mut child = dev_on_loopback(db)
+        .arg("--slo")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../slo/demo.yaml"))
-        .arg("--db")
-        .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -278,24 +285,15 @@ fn dev_refuses_a_remote_address_without_allow_remote() {
 fn dev_takes_retention_flags() {
     let dir = std::env::temp_dir().join(format!("ti-dev-keep-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(cli())
+    let mut child = dev_on_loopback(&dir.join("keep.db"))
         .args([
-            "dev",
-            "--ui-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
             "--max-age",
             "2d",
             "--max-rows",
             "spans=5000",
             "--max-size",
             "logs=64MiB",
-            "--db",
         ])
-        .arg(dir.join("keep.db"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -483,6 +483,26 @@ async fn data_survives_a_restart() {
     viewer.shutdown().await;
 }
 
+/// A viewer enforcing `retention` every 50 ms, and an OTLP/gRPC trace client for it.
+async fn start_with_retention(
+    dir: &tempfile::TempDir,
+    retention: telemetry_init_viewer::RetentionConfig,
+) -> (
+    telemetry_init_viewer::Viewer,
+    TraceServiceClient<tonic::transport::Channel>,
+) {
+    let viewer = builder(dir)
+        .retention(retention)
+        .retention_interval(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let client = TraceServiceClient::connect(viewer.grpc_endpoint())
+        .await
+        .unwrap();
+    (viewer, client)
+}
+
 /// Retention deletes by age and by row count, continuously, per signal.
 #[tokio::test]
 async fn retention_by_age_and_by_rows() {
@@ -497,15 +517,7 @@ async fn retention_by_age_and_by_rows() {
         },
         ..RetentionConfig::default()
     };
-    let viewer = builder(&dir)
-        .retention(retention)
-        .retention_interval(Duration::from_millis(50))
-        .start()
-        .await
-        .unwrap();
-    let mut client = TraceServiceClient::connect(viewer.grpc_endpoint())
-        .await
-        .unwrap();
+    let (viewer, mut client) = start_with_retention(&dir, retention).await;
     let now = now_ns();
     let old = now - 2 * 3600 * 1_000_000_000;
     // 2 spans too old, then 8 recent ones: age removes 2, rows keep the newest 5.
@@ -589,15 +601,7 @@ async fn retention_by_bytes_on_disk() {
         logs: RetentionPolicy::unlimited(),
         ..RetentionConfig::default()
     };
-    let viewer = builder(&dir)
-        .retention(retention)
-        .retention_interval(Duration::from_millis(50))
-        .start()
-        .await
-        .unwrap();
-    let mut client = TraceServiceClient::connect(viewer.grpc_endpoint())
-        .await
-        .unwrap();
+    let (viewer, mut client) = start_with_retention(&dir, retention).await;
     let now = now_ns();
     // About 1 MiB of spans (each with a 600-byte attribute), in insertion order.
     let pad = "x".repeat(600);
