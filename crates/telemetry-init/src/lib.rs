@@ -173,7 +173,9 @@
 //! The opentelemetry crates this one is built on are re-exported: depend on
 //! them through these paths so versions never disagree.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Denied, not forbidden: `span_activity` forwards one `unsafe` trait method
+// (tracing-subscriber's `downcast_raw`) and says why with a local `allow`.
+#![deny(unsafe_code)]
 
 mod build;
 pub mod config;
@@ -187,6 +189,7 @@ pub mod redact;
 mod resource;
 #[cfg(feature = "axum")]
 pub mod shutdown;
+mod span_activity;
 mod span_events;
 pub mod telemetry;
 

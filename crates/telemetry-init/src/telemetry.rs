@@ -119,6 +119,7 @@ use crate::logs::{
     BufferedStdout, CorrelationLayer, DispatchSlot, JsonFormat, NoSpanFields, text_fields,
 };
 use crate::redact::Redaction;
+use crate::span_activity::WithoutSpanActivity;
 use crate::span_events::{EventExport, SpanEvents};
 use crate::{Error, TelemetryHandle};
 
@@ -156,6 +157,13 @@ impl Directives {
             .parse(d)
             .map(|_| Self::Env(d.to_owned()))
             .map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+
+    /// Whether the filter follows span activity (enters, exits, closes):
+    /// only an `EnvFilter`, for span-scoped directives. A layer behind any
+    /// other filter can be wrapped in [`WithoutSpanActivity`].
+    fn needs_span_activity(&self) -> bool {
+        matches!(self, Self::Env(_))
     }
 
     fn filter<S>(&self) -> Box<dyn Filter<S> + Send + Sync>
@@ -266,9 +274,11 @@ impl Telemetry {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        CorrelationLayer { dispatch }.with_filter(filter_fn(|meta| {
+        // It reads span creation and records only (its filter has no span
+        // hooks): enters, exits and closes would be registry lookups for nothing.
+        WithoutSpanActivity(CorrelationLayer { dispatch }.with_filter(filter_fn(|meta| {
             meta.is_span() && meta.fields().field("request_id").is_some()
-        }))
+        })))
     }
 
     fn otel_layer<S>(&self) -> Option<impl Layer<S> + Send + Sync + 'static + use<S>>
@@ -316,7 +326,14 @@ impl Telemetry {
             .as_ref()
             .map(opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new);
         (logs.is_some() || span_events.is_some()).then(|| {
-            EventExport { logs, span_events }.with_filter(self.layer.export_filter.filter())
+            let layer = EventExport { logs, span_events }
+                .with_filter(self.layer.export_filter.filter::<S>());
+            // Events only; the filter may need span activity (see `Directives::needs_span_activity`).
+            if self.layer.export_filter.needs_span_activity() {
+                layer.boxed()
+            } else {
+                WithoutSpanActivity(layer).boxed()
+            }
         })
     }
 
@@ -325,7 +342,10 @@ impl Telemetry {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let lp = &self.layer;
-        match self.config().log_format {
+        // The writer uses span creation, records and events only: no span
+        // timings or span events are configured.
+        let activity = lp.stdout_filter.needs_span_activity();
+        let layer = match self.config().log_format {
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .with_ansi(false)
                 .fmt_fields(NoSpanFields)
@@ -342,6 +362,11 @@ impl Telemetry {
                 .with_writer(lp.stdout.clone())
                 .with_filter(lp.stdout_filter.filter())
                 .boxed(),
+        };
+        if activity {
+            layer
+        } else {
+            WithoutSpanActivity(layer).boxed()
         }
     }
 
