@@ -188,3 +188,49 @@ fn scopes_on_two_threads_do_not_mix() {
         assert!(!metrics_text.contains(other), "{name}: {metrics_text}");
     }
 }
+
+/// An export filter with a span-scoped directive (`[checkout]=debug`) still
+/// sees which span is entered: the event export is given span activity
+/// behind an `EnvFilter` (it is not behind `Targets`, which needs none). A
+/// static filter keeps its plain target/level meaning.
+#[test]
+fn span_scoped_export_directives_follow_the_entered_span() {
+    let run = |directives: &str| {
+        let receiver = OtlpReceiver::start_blocking().expect("receiver");
+        let telemetry = telemetry_init::builder()
+            .service_name("span-scoped-filter-test")
+            .otlp_endpoint(receiver.grpc_endpoint())
+            .stdout_filter("off")
+            .export_filter(directives)
+            .env_lookup(|_| None)
+            .build()
+            .expect("build");
+        let scope = telemetry.set_default();
+        tracing::info_span!("checkout").in_scope(|| tracing::debug!("inside checkout"));
+        tracing::info_span!("browse").in_scope(|| tracing::debug!("inside browse"));
+        tracing::debug!("outside");
+        tracing::info!("info outside");
+        drop(scope);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(telemetry.shutdown(Duration::from_secs(10)));
+        let mut bodies: Vec<String> = receiver
+            .handle()
+            .logs()
+            .iter()
+            .filter_map(|l| l.body_str().map(str::to_string))
+            // The start-up line is not this test's.
+            .filter(|b| b.contains("inside") || b.contains("outside"))
+            .collect();
+        bodies.sort();
+        bodies
+    };
+    assert_eq!(
+        run("info,[checkout]=debug"),
+        ["info outside", "inside checkout"]
+    );
+    assert_eq!(run("info"), ["info outside"]);
+    assert_eq!(
+        run("debug"),
+        ["info outside", "inside browse", "inside checkout", "outside"]
+    );
+}
