@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Tables for run.sh.
 
-report.py parse WRK_OUT       -> prints JSON {requests, seconds, rps, p50_us, p99_us, errors}
+report.py parse WRK_OUT       -> prints JSON {requests, seconds, rps, p50_us, p99_us, errors,
+                                 latency: {percentiles, buckets}} (the latency distribution from
+                                 the `latency-distribution` line of traceparent.lua's done())
 report.py parse-h2load H2LOAD_OUT LOG_FILE -> the same for an h2load run (latencies from its
                                              per-request --log-file)
 report.py round RAW.jsonl N LOAD -> prints the table of round N under load LOAD
 report.py final RAW.jsonl OUT.json META.json -> prints the tables of medians (one per load),
                                                 headed by date, commit and machine; writes OUT.json
 """
+import bisect
 import json
 import re
 import statistics
 import sys
+from fractions import Fraction
 
 VARIANTS = ["bare", "tracelayer", "peers", "telemetry-init", "demo",
             "telemetry-init-logs-off", "telemetry-init-no-export"]
@@ -25,6 +29,13 @@ METRICS = [
     ("rss_mib", "peak RSS MiB", "{:.1f}"),
 ]
 UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+# The latency distribution of every run: these percentiles (and the maximum),
+# and the share of requests in each bucket: (previous bound, bound] in µs, the
+# last one above 20 ms. traceparent.lua prints the same lists for wrk.
+PERCENTILES = [("p50", "50"), ("p75", "75"), ("p90", "90"), ("p99", "99"),
+               ("p99.9", "99.9"), ("p99.99", "99.99")]
+PERCENTILE_KEYS = [k for k, _ in PERCENTILES] + ["max"]
+BUCKET_LE_US = [100, 200, 500, 1000, 2000, 5000, 10000, 20000]
 
 
 def to_us(text):
@@ -34,8 +45,58 @@ def to_us(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
+def distribution(durations_us):
+    """The latency distribution of a list of request durations (µs):
+    {"percentiles": {p50 .. p99.99, max}, "buckets": [{"le_us", "fraction"}, ...]}.
+
+    A percentile p is the sample of rank floor(p/100 * n) + 1 (1-based,
+    at most n): wrk's rule (round(p/100 * n + 0.5) in its src/stats.c), so that
+    h1 and h2c runs are read alike. A bucket's fraction is the share of samples
+    in (previous bound, le_us]; the last bucket (le_us None) holds the rest."""
+    xs = sorted(durations_us)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("no latency samples")
+    percentiles = {}
+    for key, p in PERCENTILES:
+        rank = min(n, int(Fraction(p) * n / 100) + 1)
+        percentiles[key] = float(xs[rank - 1])
+    percentiles["max"] = float(xs[-1])
+    buckets, below = [], 0
+    for le in BUCKET_LE_US:
+        upto = bisect.bisect_right(xs, le)
+        buckets.append({"le_us": le, "fraction": (upto - below) / n})
+        below = upto
+    buckets.append({"le_us": None, "fraction": (n - below) / n})
+    return {"percentiles": percentiles, "buckets": buckets}
+
+
+def check_distribution(dist, where):
+    """Raises SystemExit unless dist has every percentile and bucket, in order."""
+    pct = dist.get("percentiles", {})
+    missing = [k for k in PERCENTILE_KEYS if not isinstance(pct.get(k), (int, float))]
+    les = [b.get("le_us") for b in dist.get("buckets", [])]
+    if missing or les != BUCKET_LE_US + [None]:
+        raise SystemExit(f"{where}: latency distribution incomplete (percentiles missing: {missing},"
+                         f" bucket bounds {les})")
+    values = [pct[k] for k in PERCENTILE_KEYS]
+    if values != sorted(values):
+        raise SystemExit(f"{where}: percentiles not increasing: {pct}")
+
+
+def latency_line(text, where):
+    """The distribution printed by traceparent.lua's done() in wrk's output."""
+    m = re.search(r"^latency-distribution (\{.*\})\s*$", text, re.M)
+    if not m:
+        raise SystemExit(f"{where}: no 'latency-distribution' line (run wrk with -s traceparent.lua)")
+    dist = json.loads(m.group(1))
+    check_distribution(dist, where)
+    return dist
+
+
 def parse_wrk(path):
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     out = {}
     m = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)", text, re.M)
     if not m:
@@ -49,6 +110,14 @@ def parse_wrk(path):
         if not m:
             raise SystemExit(f"{path}: no {pct}% latency (run wrk with --latency)")
         out[key] = to_us(m.group(1))
+    # The distribution, from traceparent.lua's done(): exact µs (wrk prints
+    # 2 decimals of its unit). Cross-checked against the printout, which rounds.
+    dist = latency_line(text, path)
+    for key in ("p50", "p99"):
+        exact, printed = dist["percentiles"][key], out[f"{key}_us"]
+        if abs(exact - printed) > max(0.01, printed * 0.0075):
+            raise SystemExit(f"{path}: {key} {exact} µs from done() but {printed} µs printed by wrk")
+    out["latency"] = dist
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
     if m:
@@ -63,7 +132,8 @@ def parse_wrk(path):
 def parse_h2load(path, log_path):
     """h2load's summary (request counts, req/s) and its per-request log
     (tab-separated: start time µs, status, duration µs) for the percentiles."""
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     out = {}
     m = re.search(r"^finished in ([0-9.]+)(us|ms|s|m), ([0-9.]+) req/s", text, re.M)
     if not m:
@@ -88,9 +158,9 @@ def parse_h2load(path, log_path):
             durations.append(int(cols[2]))
     if not durations:
         raise SystemExit(f"{log_path}: no requests logged")
-    durations.sort()
-    pick = lambda q: float(durations[min(len(durations) - 1, int(q * len(durations)))])
-    out["p50_us"], out["p99_us"] = pick(0.50), pick(0.99)
+    out["latency"] = distribution(durations)
+    out["p50_us"] = out["latency"]["percentiles"]["p50"]
+    out["p99_us"] = out["latency"]["percentiles"]["p99"]
     out["errors"] = (done - succeeded) + int(m.group(6)) + int(m.group(7)) + non2xx
     return out
 
@@ -142,6 +212,15 @@ def round_table(rows, n, load_name):
         d["dcpu"] = r["cpu_us_per_req"] - base["cpu_us_per_req"] if base else float("nan")
         d["errors"] = r["errors"]
         d["spans"] = r.get("spans_exported_per_req", float("nan"))
+        if "latency" in r:
+            bl = base.get("latency") if base else None
+            d["latency"] = {
+                "percentiles": {k: (r["latency"]["percentiles"][k],
+                                    ratio(r["latency"]["percentiles"][k], bl["percentiles"][k])
+                                    if bl else float("nan"))
+                                for k in PERCENTILE_KEYS},
+                "buckets": [b["fraction"] for b in r["latency"]["buckets"]],
+            }
         data[v] = d
     return data
 
@@ -166,8 +245,64 @@ def medians(rows, load_name):
              ((n, per_round[n][v]) for n in rounds if v in per_round[n])
              if "tracelayer" in per_round[n] and per_round[n]["tracelayer"]["dcpu"] > 0]
         d["overhead_vs_tracelayer"] = statistics.median(q) if q else float("nan")
+        lat = [g["latency"] for g in got if "latency" in g]
+        if lat:
+            d["latency"] = {
+                "percentiles": {k: (statistics.median(x["percentiles"][k][0] for x in lat),
+                                    statistics.median(x["percentiles"][k][1] for x in lat))
+                                for k in PERCENTILE_KEYS},
+                "buckets": [statistics.median(x["buckets"][i] for x in lat)
+                            for i in range(len(BUCKET_LE_US) + 1)],
+            }
         final[v] = d
     return rounds, final
+
+
+# The percentiles shown with their ratio to bare in the distribution table.
+TAIL_RATIOS = ("p99", "p99.9", "p99.99")
+
+
+def bucket_label(le_us):
+    if le_us is None:
+        return f">{bucket_label(BUCKET_LE_US[-1])[1:]}"
+    return f"≤{le_us // 1000}ms" if le_us >= 1000 else f"≤{le_us}µs"
+
+
+def percent(fraction):
+    if fraction == 0:
+        return "0"
+    if fraction < 0.0001:
+        return "<0.01%"
+    return f"{fraction * 100:.2f}%"
+
+
+def plain_table(header, lines):
+    widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
+    out = [fmt_row(header, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(out + [fmt_row(r, widths) for r in lines])
+
+
+def distribution_tables(final, load_name, n_rounds):
+    """The latency distribution of each variant (medians over rounds): its
+    percentiles, then the share of requests per bucket. Empty when no run of
+    this load recorded a distribution."""
+    with_lat = [v for v in VARIANTS if v in final and "latency" in final[v]]
+    if not with_lat:
+        return ""
+    header = ["variant"] + [f"{k} µs" + (" (× bare)" if k in TAIL_RATIOS else "") for k in PERCENTILE_KEYS]
+    lines = []
+    for v in with_lat:
+        pct = final[v]["latency"]["percentiles"]
+        lines.append([v] + [f"{pct[k][0]:.0f}" + (f" ({pct[k][1]:.2f}×)" if k in TAIL_RATIOS else "")
+                            for k in PERCENTILE_KEYS])
+    out = [f"Load {load_name}: latency distribution, medians over {n_rounds} rounds"
+           " (ratio: median of the per-round ratios to bare)", "", plain_table(header, lines), ""]
+    header = ["variant"] + [bucket_label(le) for le in BUCKET_LE_US + [None]]
+    lines = [[v] + [percent(f) for f in final[v]["latency"]["buckets"]] for v in with_lat]
+    out += [f"Load {load_name}: share of requests per latency bucket (each bucket: above the previous"
+            " bound, up to its own), medians over rounds (need not add up to 100 %)", "",
+            plain_table(header, lines)]
+    return "\n".join(out)
 
 
 def goals_of(final):
@@ -212,6 +347,10 @@ def main():
             print()
             print(table(final, f"Load {load_name}: medians over {len(rounds)} rounds"
                                " (value: median; ratio: median of the per-round ratios to bare)"))
+            dist = distribution_tables(final, load_name, len(rounds))
+            if dist:
+                print()
+                print(dist)
             if "tracelayer" in final:
                 print()
                 print("CPU overhead in units of tracelayer's ((variant - bare) / (tracelayer - bare), median of rounds):")
@@ -232,6 +371,12 @@ def main():
                     "cpu_overhead_vs_tracelayer": d["overhead_vs_tracelayer"],
                     "errors": d["errors"],
                     "spans_exported_per_req": d["spans"],
+                    **({"latency": {
+                        "percentiles": {k: {"median": m, "ratio_to_bare": r}
+                                        for k, (m, r) in d["latency"]["percentiles"].items()},
+                        "buckets": [{"le_us": le, "fraction_median": f} for le, f in
+                                    zip(BUCKET_LE_US + [None], d["latency"]["buckets"])],
+                    }} if "latency" in d else {}),
                 }
                 for v, d in final.items()
             }
