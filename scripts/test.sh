@@ -2,9 +2,10 @@
 # The whole test suite, as CI runs it (.ci/run calls this). Works on a fresh
 # Debian machine: it installs what the checks need (Debian `prometheus` for
 # promtool/Prometheus, PyPI `check-jsonschema`, npm `@grafana/lezer-logql`,
-# `cargo-fuzz`, `cargo-machete`, `cargo-hack`; Debian `valgrind` and PyPI
-# `prometheus-client` come from .ci/run) and then runs, in order: formatting,
-# clippy (with the workspace lints), the toolchain and module-cycle checks,
+# `cargo-fuzz`, `cargo-machete`, `cargo-hack`; Debian `valgrind`, `luajit` and
+# PyPI `prometheus-client` come from .ci/run) and then runs, in order: formatting,
+# clippy (with the workspace lints), the toolchain and module-cycle checks, the
+# overhead benchmark's report tests,
 # the dependency gates (unused dependencies, every feature on its own,
 # packaging), the stack checks, a short fuzz run, the instruction-count gate
 # of the request path and `cargo test` (last, so its summary closes the
@@ -12,7 +13,7 @@
 # duration.
 #
 # Tests that need an external tool (promtool, prometheus, the Python
-# OpenMetrics parser, chromium) fail instead of skipping when `CI` is set,
+# OpenMetrics parser, chromium, luajit) fail instead of skipping when `CI` is set,
 # which this script does.
 #
 # FUZZ_SECONDS (default 10) sets the fuzz time per target; SKIP_FUZZ=1 skips it.
@@ -65,6 +66,9 @@ fi
 step "no module imports a module that imports it back"
 python3 scripts/check-module-cycles.py --self-test
 python3 scripts/check-module-cycles.py --known scripts/module-cycles.known
+
+step "overhead benchmark's latency parsing (benches/overhead/test_report.py)"
+python3 benches/overhead/test_report.py
 
 step "unused dependencies (cargo machete)"
 cargo_tool cargo-machete "$CARGO_MACHETE_VERSION" machete

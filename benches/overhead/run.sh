@@ -19,9 +19,12 @@
 # <duration> on /users/42 with a sampled `traceparent` on every request; the
 # server's CPU time (utime+stime from /proc/<pid>/stat) over the measured run
 # divided by the requests served; p50/p99; req/s; peak RSS (VmHWM) after the
-# load. Prints a table per round and load, and a table of medians per load
-# (each metric also as the median of its per-round ratios to bare of the same
-# load), headed by the run's date, commit and machine, and writes
+# load; the latency distribution (p50 ... p99.99, max, and the share of
+# requests per log-spaced bucket: from traceparent.lua's done() for wrk, from
+# the per-request log for h2load). Prints a table per round and load, and a
+# table of medians per load (each metric also as the median of its per-round
+# ratios to bare of the same load) followed by the latency distribution's
+# tables, headed by the run's date, commit and machine, and writes
 # results/latest.json (RESULTS_JSON=path writes elsewhere, e.g. for a smoke
 # run). Everything listens on 127.0.0.1 only and every step is time-bounded.
 set -euo pipefail
@@ -36,6 +39,13 @@ DURATION_S="${DURATION%s}"
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 cd "$HERE"
+# When root, the runner raises its priority in a session of its own (see
+# NICE below): it re-executes itself under setsid first, before any
+# variable is turned into an array (bash does not export arrays, so
+# LOADS="h1-c32 h2c-c32" was lost when the re-exec came after it).
+if [[ "$(id -u)" == 0 && -z "${OVERHEAD_BENCH_SESSION:-}" ]] && command -v setsid >/dev/null; then
+  OVERHEAD_BENCH_SESSION=1 exec setsid -w "$HERE/$(basename "$0")" "$@"
+fi
 BIN="$HERE/target/release"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # The demo is a member of the main workspace: its release binary lives there.
@@ -88,11 +98,9 @@ fi
 # With autogroup scheduling (sched_autogroup_enabled=1) a nice value only counts
 # inside its session, so the script first moves to a session of its own and
 # raises that session's weight too.
+# (The move to a session of its own is at the top of the script.)
 NICE=()
 if [[ "$(id -u)" == 0 ]]; then
-  if [[ -z "${OVERHEAD_BENCH_SESSION:-}" ]] && command -v setsid >/dev/null; then
-    OVERHEAD_BENCH_SESSION=1 exec setsid -w "$HERE/$(basename "$0")" "$@"
-  fi
   echo -19 >/proc/self/autogroup 2>/dev/null || true
   NICE=(nice -n -19)
 fi
