@@ -231,6 +231,97 @@ fn span_scoped_export_directives_follow_the_entered_span() {
     assert_eq!(run("info"), ["info outside"]);
     assert_eq!(
         run("debug"),
-        ["info outside", "inside browse", "inside checkout", "outside"]
+        [
+            "info outside",
+            "inside browse",
+            "inside checkout",
+            "outside"
+        ]
     );
+}
+
+/// `OTEL_SDK_DISABLED=true`: no span is recorded, and the caller's context
+/// passes through to outgoing calls unchanged (`traceparent` with the
+/// caller's own parent-id, `tracestate`, baggage), as the OpenTelemetry API
+/// does without an SDK; and a request without a caller's context forwards
+/// none. The service and the downstream run on this test's thread (a
+/// current-thread runtime), where the scoped telemetry is the default.
+#[test]
+fn with_the_sdk_disabled_the_callers_context_passes_through() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use telemetry_init::http::client::TracedRequest;
+
+    let telemetry = telemetry_init::builder()
+        .service_name("sdk-disabled-test")
+        .stdout_filter("off")
+        .env_lookup(|k| (k == "OTEL_SDK_DISABLED").then(|| "true".to_string()))
+        .build()
+        .expect("build");
+    let scope = telemetry.set_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        async fn listen(app: Router) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("http://{addr}")
+        }
+        let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+        let record = seen.clone();
+        let downstream = listen(Router::new().route(
+            "/",
+            get(move |headers: HeaderMap| async move {
+                record.lock().unwrap().push(headers);
+                "ok"
+            }),
+        ))
+        .await;
+        let service = listen(
+            Router::new()
+                .route(
+                    "/",
+                    get(move || async move {
+                        reqwest::Client::new()
+                            .get(&downstream)
+                            .send_traced()
+                            .await
+                            .unwrap();
+                        "done"
+                    }),
+                )
+                .layer(telemetry_init::layer()),
+        )
+        .await;
+        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let res = reqwest::Client::new()
+            .get(&service)
+            .header("traceparent", traceparent)
+            .header("tracestate", "congo=t61rcWkgMzE")
+            .header("baggage", "tenant=acme")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        reqwest::Client::new().get(&service).send().await.unwrap();
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let h = |i: usize, name: &str| seen[i].get(name).map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(h(0, "traceparent").as_deref(), Some(traceparent));
+        assert_eq!(h(0, "tracestate").as_deref(), Some("congo=t61rcWkgMzE"));
+        assert_eq!(h(0, "baggage").as_deref(), Some("tenant=acme"));
+        // No caller's context, no SDK: nothing to forward (but the request id).
+        assert_eq!(h(1, "traceparent"), None);
+        assert!(h(1, "x-request-id").is_some());
+    });
+    drop(scope);
+    let report = rt.block_on(telemetry.shutdown(Duration::from_secs(5)));
+    assert_eq!(report.traces.exported, 0, "{report:?}");
 }

@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, Method, Request, Response};
+use opentelemetry::trace::TraceContextExt;
 use pin_project_lite::pin_project;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -119,7 +120,17 @@ impl ClientCall {
             span.record("server.address", host.as_str());
         }
         if !inject.propagators.is_empty() {
-            telemetry_init_propagation::inject_with(&span.context(), headers, inject.propagators);
+            let mut cx = span.context();
+            if !cx.has_active_span() {
+                // No OpenTelemetry layer: the caller's context, if a server
+                // layer kept one for this request (see `passthrough`).
+                if let Some(remote) = super::passthrough::find(&span)
+                    .or_else(|| super::passthrough::find(&tracing::Span::current()))
+                {
+                    cx = remote;
+                }
+            }
+            telemetry_init_propagation::inject_with(&cx, headers, inject.propagators);
         }
         if let Some(rid) = crate::logs::current_request_id() {
             request_id::insert(headers, inject.request_id_header, &rid);

@@ -6,6 +6,7 @@ mod call;
 pub mod client;
 mod grpc;
 pub mod limits;
+mod passthrough;
 pub mod propagation;
 pub mod red_metrics;
 pub mod request_id;

@@ -402,7 +402,16 @@ where
         }
         if trusted {
             let parent = extracted.into_context(&opentelemetry::Context::new());
-            let _ = span.set_parent(parent);
+            if let Err(tracing_opentelemetry::SetParentError::LayerNotFound) =
+                span.set_parent(parent)
+            {
+                // No OpenTelemetry layer (`OTEL_SDK_DISABLED=true`): outgoing
+                // calls forward the caller's context unchanged. Extracted
+                // again: `set_parent` consumed it, and this path is rare.
+                let parent = telemetry_init_propagation::extract_with(req.headers(), formats)
+                    .into_context(&opentelemetry::Context::new());
+                super::passthrough::keep(&span, parent);
+            }
         } else {
             // WHY a link and an empty parent: the caller's ids, sampling flag
             // and tracestate are not trusted, so the SDK starts a new root
