@@ -79,6 +79,39 @@ fn demo_passes_with_a_recording_downstream() {
     assert_eq!(run.report["facts"]["path"], "/chain");
 }
 
+/// A service configured with `TELEMETRY_REQUEST_ID_HEADER` reads, echoes
+/// and forwards the request id under that header: the smoke test (whose
+/// environment the service inherits) sends and checks it there, and every
+/// check passes, the request id ones included.
+#[test]
+fn a_custom_request_id_header_is_sent_and_checked_under_its_name() {
+    let demo = demo();
+    let demo = demo.to_str().expect("utf-8 path");
+    let run = run_json(
+        &[
+            "smoke",
+            "run",
+            "--json",
+            "--downstream-env",
+            "DOWNSTREAM_URL",
+            "--service",
+            "demo",
+            "--requests",
+            "2",
+            "--",
+            demo,
+        ],
+        &[
+            ("DEMO_EMBEDDED_RECEIVER", "false"),
+            ("TELEMETRY_REQUEST_ID_HEADER", "x-correlation-id"),
+        ],
+    );
+    assert_eq!(run.code, 0, "report: {:#}\n{}", run.report, run.stderr);
+    for name in ALL_CHECKS {
+        assert_eq!(run.status(name), "pass", "{name}: {:#}", run.report);
+    }
+}
+
 #[test]
 fn demo_calling_itself_passes_through_its_own_server_spans() {
     // Without a recording downstream, /chain calls the demo's own /hello: both

@@ -1,10 +1,28 @@
 //! The trace context a smoke request carries: a fresh random trace id and
-//! parent span id (sampled), a `tracestate` entry, a baggage entry and an
-//! `X-Request-ID`, all unique to the request so the telemetry it causes can
+//! parent span id (sampled), a `tracestate` entry, a baggage entry and a
+//! request id (`X-Request-ID` unless `TELEMETRY_REQUEST_ID_HEADER` names another header), all unique to the request so the telemetry it causes can
 //! be found again.
 
 use reqwest::RequestBuilder;
+use reqwest::header::HeaderName;
 use telemetry_init_propagation::X_REQUEST_ID;
+
+/// The header the service reads, echoes and forwards the request id under:
+/// `TELEMETRY_REQUEST_ID_HEADER` (which the service under test inherits from
+/// this process), else `x-request-id`. A value the library would refuse
+/// stops the service at start-up with its own error, so it is not judged
+/// here; one that is not a header name at all falls back to the default.
+pub(super) fn request_id_header() -> &'static HeaderName {
+    static HEADER: std::sync::OnceLock<HeaderName> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| {
+        std::env::var("TELEMETRY_REQUEST_ID_HEADER")
+            .ok()
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty())
+            .and_then(|v| HeaderName::from_bytes(v.as_bytes()).ok())
+            .unwrap_or(X_REQUEST_ID)
+    })
+}
 
 /// `tracestate` key the smoke test adds (a valid W3C simple key).
 pub(super) const TRACESTATE_KEY: &str = "smoke";
@@ -22,7 +40,7 @@ pub(super) struct SmokeContext {
     pub tracestate_value: String,
     /// The value of our baggage entry.
     pub baggage_value: String,
-    /// The `X-Request-ID` sent.
+    /// The request id sent (under [`request_id_header`]).
     pub request_id: String,
 }
 
@@ -74,7 +92,7 @@ impl SmokeContext {
         req.header("traceparent", self.traceparent())
             .header("tracestate", self.tracestate())
             .header("baggage", self.baggage())
-            .header(X_REQUEST_ID, &self.request_id)
+            .header(request_id_header(), &self.request_id)
     }
 }
 

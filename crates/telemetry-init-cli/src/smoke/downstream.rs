@@ -19,7 +19,7 @@ pub(super) struct Received {
     pub tracestate: Option<String>,
     /// `baggage`, if any (repeated headers joined with `,`).
     pub baggage: Option<String>,
-    /// `x-request-id`, if any.
+    /// The request id header ([`super::context::request_id_header`]), if any.
     pub request_id: Option<String>,
 }
 
@@ -90,7 +90,7 @@ async fn record(State(log): State<Log>, req: Request) -> &'static str {
         traceparent: joined("traceparent"),
         tracestate: joined("tracestate"),
         baggage: joined("baggage"),
-        request_id: joined(telemetry_init_propagation::X_REQUEST_ID.as_str()),
+        request_id: joined(super::context::request_id_header().as_str()),
     };
     if let Ok(mut l) = log.lock() {
         l.push(r);

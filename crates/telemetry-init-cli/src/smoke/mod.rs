@@ -8,6 +8,10 @@
 //!
 //! Both print a report (✓ / ✗ per check, with what is missing) or JSON
 //! (`--json`), and exit 1 when a check fails.
+//!
+//! The request id is sent and checked under `TELEMETRY_REQUEST_ID_HEADER`
+//! when it is set (the service under `smoke run` inherits it), else under
+//! `x-request-id`; the checks keep their names either way.
 
 use std::process::ExitCode;
 

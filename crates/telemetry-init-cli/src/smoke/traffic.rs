@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use telemetry_init_propagation::X_REQUEST_ID;
-
 use super::context::SmokeContext;
 use super::report::Check;
 
@@ -17,7 +15,7 @@ pub(super) struct Sent {
     pub path: String,
     /// The HTTP status, if an answer came.
     pub status: Option<u16>,
-    /// The `X-Request-ID` of the answer.
+    /// The request id the answer echoed.
     pub echoed_request_id: Option<String>,
     /// Why no answer came.
     pub error: Option<String>,
@@ -72,7 +70,7 @@ pub(super) async fn send(
         Ok(res) => {
             let echoed = res
                 .headers()
-                .get(X_REQUEST_ID)
+                .get(super::context::request_id_header())
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let status = res.status().as_u16();
@@ -108,7 +106,8 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Checks that every answer is 2xx and echoes the request's `X-Request-ID`.
+/// Checks that every answer is 2xx and echoes the request's id (under
+/// [`super::context::request_id_header`]; the check keeps its name).
 pub(super) fn check_responses(base: &str, sent: &[Sent]) -> Check {
     let mut problems = Vec::new();
     for s in sent {
@@ -122,13 +121,14 @@ pub(super) fn check_responses(base: &str, sent: &[Sent]) -> Check {
                 if !(200..300).contains(&code) {
                     problems.push(format!("{what} answered {code}, expected a 2xx status"));
                 }
+                let header = super::context::request_id_header();
                 match &s.echoed_request_id {
                     None => problems.push(format!(
-                        "{what} did not echo the X-Request-ID header (sent `{}`)",
+                        "{what} did not echo the {header} header (sent `{}`)",
                         s.ctx.request_id
                     )),
                     Some(r) if *r != s.ctx.request_id => problems.push(format!(
-                        "{what} echoed X-Request-ID `{r}`, but `{}` was sent",
+                        "{what} echoed {header} `{r}`, but `{}` was sent",
                         s.ctx.request_id
                     )),
                     Some(_) => {}

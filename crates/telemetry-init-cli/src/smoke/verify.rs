@@ -227,7 +227,8 @@ pub(super) fn downstream_propagation(o: &Observed<'_>) -> Check {
             }
             if r.request_id.as_deref() != Some(ctx.request_id.as_str()) {
                 problems.push(format!(
-                    "X-Request-ID `{}` was not forwarded downstream in trace {tid} (downstream got: {})",
+                    "{} `{}` was not forwarded downstream in trace {tid} (downstream got: {})",
+                    super::context::request_id_header(),
                     ctx.request_id,
                     r.request_id
                         .as_deref()
