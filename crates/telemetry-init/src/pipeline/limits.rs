@@ -151,12 +151,17 @@ fn any_limited(v: &AnyValue, max: usize) -> AnyValue {
     }
 }
 
-/// The log record to queue: `record` itself (cloned, as the processor
-/// must) when it is within `limits`, else a copy with the attributes over
-/// the count left out and long values cut. Returns it with its approximate
-/// size in memory.
+/// The log record to queue: `record` itself when it is within `limits`
+/// (taken, an empty record left in its place), else a copy with the
+/// attributes over the count left out and long values cut (`record` left
+/// as it was). Returns it with its approximate size in memory.
+///
+/// WHY taken, not cloned: the SDK hands each processor `&mut` to a record
+/// it drops right after, and ours is the provider's only processor (see
+/// `build.rs`), so a clone only copied the body and every attribute
+/// string once more on the request thread.
 pub(crate) fn limit_log(
-    record: &SdkLogRecord,
+    record: &mut SdkLogRecord,
     limits: &LogLimits,
     minter: &SdkLogger,
 ) -> (SdkLogRecord, usize) {
@@ -171,7 +176,7 @@ pub(crate) fn limit_log(
         over |= max_len.is_some_and(|max| any_over(v, max));
     }
     if count <= max_count && !over {
-        return (record.clone(), size);
+        return (std::mem::replace(record, minter.create_log_record()), size);
     }
     let mut out = minter.create_log_record();
     if let Some(n) = record.event_name() {
@@ -293,15 +298,20 @@ mod tests {
             attributes: 128,
             attribute_value_length: None,
         };
-        let (same, size) = limit_log(&r, &limits, &minter);
-        assert_eq!(same, r, "within the limits: unchanged");
+        let original = r.clone();
+        let mut taken = r.clone();
+        let (same, size) = limit_log(&mut taken, &limits, &minter);
+        assert_eq!(same, original, "within the limits: unchanged");
+        assert_eq!(taken, minter.create_log_record(), "taken, not cloned");
         assert!(size > 500);
 
         let limits = LogLimits {
             attributes: 3,
             attribute_value_length: Some(10),
         };
-        let (cut, small) = limit_log(&r, &limits, &minter);
+        let mut kept = r.clone();
+        let (cut, small) = limit_log(&mut kept, &limits, &minter);
+        assert_eq!(kept, r, "over the limits: the record is copied, not taken");
         assert!(small < size);
         let attrs: Vec<_> = cut.attributes_iter().collect();
         assert_eq!(attrs.len(), 3);
@@ -314,7 +324,7 @@ mod tests {
             attributes: 128,
             attribute_value_length: Some(10),
         };
-        let (cut, _) = limit_log(&r, &limits, &minter);
+        let (cut, _) = limit_log(&mut r.clone(), &limits, &minter);
         let bytes = cut
             .attributes_iter()
             .find(|(k, _)| k.as_str() == "bytes")

@@ -298,6 +298,7 @@ impl QueueLogProcessor {
 
 impl LogProcessor for QueueLogProcessor {
     fn emit(&self, data: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
+        // Ours is the provider's only processor: `limit_log` takes the record.
         let (record, size) = limits::limit_log(data, &self.limits, &self.minter);
         let size = size + instrumentation.name().len();
         self.queue.push((record, instrumentation.clone()), size);
