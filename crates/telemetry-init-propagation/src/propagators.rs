@@ -198,7 +198,10 @@ impl Propagators {
     /// use telemetry_init_propagation::Propagators;
     ///
     /// let p = Propagators::TRACE_CONTEXT.text_map_propagator();
-    /// assert_eq!(p.fields().collect::<Vec<_>>(), ["traceparent", "tracestate"]);
+    /// // The composite's fields come out of a hash set: in no fixed order.
+    /// let mut fields: Vec<_> = p.fields().collect();
+    /// fields.sort();
+    /// assert_eq!(fields, ["traceparent", "tracestate"]);
     /// ```
     pub fn text_map_propagator(self) -> TextMapCompositePropagator {
         let mut out: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
