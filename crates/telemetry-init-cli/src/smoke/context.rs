@@ -24,6 +24,17 @@ pub(super) fn request_id_header() -> &'static HeaderName {
     })
 }
 
+/// How reports name the request-id header: `X-Request-ID` as users write
+/// it when it is the default, else the configured name.
+pub(super) fn request_id_header_name() -> &'static str {
+    let h = request_id_header();
+    if *h == X_REQUEST_ID {
+        "X-Request-ID"
+    } else {
+        h.as_str()
+    }
+}
+
 /// `tracestate` key the smoke test adds (a valid W3C simple key).
 pub(super) const TRACESTATE_KEY: &str = "smoke";
 /// Baggage key the smoke test adds.

@@ -121,7 +121,7 @@ pub(super) fn check_responses(base: &str, sent: &[Sent]) -> Check {
                 if !(200..300).contains(&code) {
                     problems.push(format!("{what} answered {code}, expected a 2xx status"));
                 }
-                let header = super::context::request_id_header();
+                let header = super::context::request_id_header_name();
                 match &s.echoed_request_id {
                     None => problems.push(format!(
                         "{what} did not echo the {header} header (sent `{}`)",

@@ -228,7 +228,7 @@ pub(super) fn downstream_propagation(o: &Observed<'_>) -> Check {
             if r.request_id.as_deref() != Some(ctx.request_id.as_str()) {
                 problems.push(format!(
                     "{} `{}` was not forwarded downstream in trace {tid} (downstream got: {})",
-                    super::context::request_id_header(),
+                    super::context::request_id_header_name(),
                     ctx.request_id,
                     r.request_id
                         .as_deref()
