@@ -120,27 +120,21 @@ bash scripts/check-stack.sh
 step "stack: real Prometheus scraping the demo"
 bash scripts/prometheus-e2e.sh
 
-if [ "${SKIP_FUZZ:-0}" != "1" ] && [ -x crates/telemetry-init-propagation/fuzz/run.sh ]; then
-  step "fuzz the header parsers (${FUZZ_SECONDS:-10}s per target)"
+if [ "${SKIP_FUZZ:-0}" != "1" ]; then
   cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
-  # libFuzzer is verbose: keep its output in a file, show the summary, and
-  # all of it when something fails.
-  fuzz_log=$(mktemp)
-  if ! bash crates/telemetry-init-propagation/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$fuzz_log" 2>&1; then
-    tail -n 80 "$fuzz_log"
-    echo "fuzzing failed (full log: $fuzz_log)"
-    exit 1
-  fi
-  grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
-
-  step "fuzz the redaction parsers (${FUZZ_SECONDS:-10}s per target)"
-  fuzz_log=$(mktemp)
-  if ! bash crates/telemetry-init/fuzz/run.sh "${FUZZ_SECONDS:-10}" >"$fuzz_log" 2>&1; then
-    tail -n 80 "$fuzz_log"
-    echo "fuzzing failed (full log: $fuzz_log)"
-    exit 1
-  fi
-  grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
+  for fuzz_crate in "header parsers:crates/telemetry-init-propagation/fuzz" \
+                    "redaction parsers:crates/telemetry-init/fuzz"; do
+    step "fuzz the ${fuzz_crate%%:*} (${FUZZ_SECONDS:-10}s per target)"
+    # libFuzzer is verbose: keep its output in a file, show the summary, and
+    # all of it when something fails.
+    fuzz_log=$(mktemp)
+    if ! bash scripts/fuzz.sh "${fuzz_crate#*:}" "${FUZZ_SECONDS:-10}" >"$fuzz_log" 2>&1; then
+      tail -n 80 "$fuzz_log"
+      echo "fuzzing failed (full log: $fuzz_log)"
+      exit 1
+    fi
+    grep -E '^== |^Done [0-9]+ runs' "$fuzz_log" || true
+  done
 fi
 
 step "instruction-count gate: request path of telemetry-init vs bare (callgrind)"

@@ -58,14 +58,19 @@ fuzz_target!(|data: &[u8]| {
             if exact { format!("={n}") } else { n }
         })
         .collect();
+    // The key is trimmed (Unicode whitespace, as `str::trim`) before it is
+    // normalised; one that normalises to nothing is ignored by `with_key`,
+    // so the reference must not add it either (it would match every name).
     if op & 0x80 != 0
         && let Some(extra) = text.lines().next()
-        && !normalise(extra.trim_start_matches('=')).is_empty()
     {
-        policy = policy.with_key(extra);
-        let exact = extra.trim().starts_with('=');
-        let n = normalise(extra.trim().trim_start_matches('='));
-        keys.push(if exact { format!("={n}") } else { n });
+        let extra_key = extra.trim();
+        let exact = extra_key.starts_with('=');
+        let n = normalise(extra_key.trim_start_matches('='));
+        if !n.is_empty() {
+            policy = policy.with_key(extra);
+            keys.push(if exact { format!("={n}") } else { n });
+        }
     }
     match op % 5 {
         0 => {
