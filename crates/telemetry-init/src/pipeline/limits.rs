@@ -20,6 +20,7 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
 use opentelemetry_sdk::trace::SpanData;
 
+use super::log_record;
 use crate::config::LogLimits;
 
 /// `s` cut to at most `max` characters; `None` when it already fits.
@@ -178,31 +179,7 @@ pub(crate) fn limit_log(
     if count <= max_count && !over {
         return (std::mem::replace(record, minter.create_log_record()), size);
     }
-    let mut out = minter.create_log_record();
-    if let Some(n) = record.event_name() {
-        out.set_event_name(n);
-    }
-    if let Some(t) = record.target() {
-        out.set_target(t.clone());
-    }
-    if let Some(t) = record.timestamp() {
-        out.set_timestamp(t);
-    }
-    if let Some(t) = record.observed_timestamp() {
-        out.set_observed_timestamp(t);
-    }
-    if let Some(s) = record.severity_text() {
-        out.set_severity_text(s);
-    }
-    if let Some(s) = record.severity_number() {
-        out.set_severity_number(s);
-    }
-    if let Some(b) = record.body() {
-        out.set_body(b.clone());
-    }
-    if let Some(cx) = record.trace_context() {
-        out.set_trace_context(cx.trace_id, cx.span_id, cx.trace_flags);
-    }
+    let mut out = log_record::copy_without_attributes(record, minter, true);
     let mut size = size_of::<SdkLogRecord>() + record.body().map_or(0, any_size);
     for (k, v) in record.attributes_iter().take(max_count) {
         let v = match max_len {
@@ -213,16 +190,6 @@ pub(crate) fn limit_log(
         out.add_attribute(k.clone(), v);
     }
     (out, size)
-}
-
-/// A logger whose only use is to create empty `SdkLogRecord`s (the SDK
-/// offers no other constructor); it has no processor, so nothing it makes
-/// is ever emitted through it.
-pub(crate) fn record_minter() -> SdkLogger {
-    use opentelemetry::logs::LoggerProvider as _;
-    opentelemetry_sdk::logs::SdkLoggerProvider::builder()
-        .build()
-        .logger("telemetry-init.limits")
 }
 
 #[cfg(test)]
@@ -285,7 +252,7 @@ mod tests {
 
     #[test]
     fn log_records_over_the_limits_are_rebuilt() {
-        let minter = record_minter();
+        let minter = log_record::minter("test");
         let mut r = minter.create_log_record();
         r.set_body("body".into());
         r.set_severity_text("INFO");

@@ -6,6 +6,7 @@ pub(crate) mod counters;
 pub(crate) mod exporters;
 pub(crate) mod fit;
 mod limits;
+mod log_record;
 pub(crate) mod outcome;
 pub(crate) mod runtime;
 mod scrub;
@@ -291,7 +292,7 @@ impl QueueLogProcessor {
         Ok(Self {
             queue: BatchQueue::start(settings, max_bytes, counters, export)?,
             limits: log_limits,
-            minter: limits::record_minter(),
+            minter: log_record::minter("telemetry-init.limits"),
         })
     }
 }

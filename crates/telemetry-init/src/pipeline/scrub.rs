@@ -6,12 +6,13 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _};
+use opentelemetry::logs::{AnyValue, LogRecord as _};
 use opentelemetry::trace::Status;
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
-use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
 use opentelemetry_sdk::trace::SpanData;
 
+use super::log_record;
 use crate::redact::{REDACTED, Redaction};
 
 /// Maps and lists nested deeper than this are replaced whole: the walk
@@ -123,17 +124,10 @@ fn scrub_kv(p: &Redaction, k: &Key, v: &AnyValue, depth: usize) -> AnyValue {
     }
 }
 
-/// A blank record to copy into: the SDK lets processors add attributes but
-/// not change them, so a record that needs redaction is rebuilt.
-fn blank_record() -> SdkLogRecord {
-    static LOGGER: OnceLock<(SdkLoggerProvider, SdkLogger)> = OnceLock::new();
-    let (_, logger) = LOGGER.get_or_init(|| {
-        // No processors: this provider only mints records.
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("telemetry-init.redact");
-        (provider, logger)
-    });
-    logger.create_log_record()
+/// Makes the records a redacted one is rebuilt in (see `log_record`).
+fn minter() -> &'static SdkLogger {
+    static MINTER: OnceLock<SdkLogger> = OnceLock::new();
+    MINTER.get_or_init(|| log_record::minter("telemetry-init.redact"))
 }
 
 /// Redacts a log record: the body (URLs in strings, secret-named map
@@ -147,28 +141,7 @@ pub(crate) fn scrub_log(p: &Redaction, record: &mut SdkLogRecord) {
     if body.is_none() && !attrs_need {
         return;
     }
-    let mut out = blank_record();
-    if let Some(n) = record.event_name() {
-        out.set_event_name(n);
-    }
-    if let Some(t) = record.target() {
-        out.set_target(t.clone());
-    }
-    if let Some(t) = record.timestamp() {
-        out.set_timestamp(t);
-    }
-    if let Some(t) = record.observed_timestamp() {
-        out.set_observed_timestamp(t);
-    }
-    if let Some(s) = record.severity_text() {
-        out.set_severity_text(s);
-    }
-    if let Some(s) = record.severity_number() {
-        out.set_severity_number(s);
-    }
-    if let Some(tc) = record.trace_context() {
-        out.set_trace_context(tc.trace_id, tc.span_id, tc.trace_flags);
-    }
+    let mut out = log_record::copy_without_attributes(record, minter(), false);
     if let Some(b) = body.or_else(|| record.body().cloned()) {
         out.set_body(b);
     }
@@ -181,6 +154,7 @@ pub(crate) fn scrub_log(p: &Redaction, record: &mut SdkLogRecord) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::logs::Logger as _;
     use opentelemetry::logs::Severity;
     use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
     use opentelemetry::{SpanId, TraceId};
@@ -189,14 +163,14 @@ mod tests {
     #[test]
     fn log_records_are_rebuilt_only_when_needed() {
         let p = Redaction::new();
-        let mut r = blank_record();
+        let mut r = minter().create_log_record();
         r.set_body("plain".into());
         r.add_attribute("user", "bob");
         let mut kept = r.clone();
         scrub_log(&p, &mut kept);
         assert_eq!(kept, r);
 
-        let mut r = blank_record();
+        let mut r = minter().create_log_record();
         r.set_body("GET http://u:p@h/x?token=t failed".into());
         r.set_severity_number(Severity::Warn);
         r.set_severity_text("WARN");
