@@ -69,17 +69,7 @@ fn app() -> Router {
 
 async fn serve() -> String {
     let _ = env();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app().into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
+    common::serve(app()).await
 }
 
 async fn span_for(request_id: &str) -> ReceivedSpan {

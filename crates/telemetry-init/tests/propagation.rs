@@ -6,11 +6,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use axum::Router;
 use axum::extract::Extension;
-use axum::http::HeaderMap;
 use axum::routing::get;
 use telemetry_init::http::client::TracedRequest;
 use telemetry_init::http::{ClientLayer, Propagation, Propagators, RequestBaggage};
@@ -25,37 +22,6 @@ fn env() -> &'static common::Env {
 
 const TID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PID: &str = "b7ad6b7169203331";
-
-/// Every header set a downstream server received, in order.
-type Seen = Arc<Mutex<Vec<HeaderMap>>>;
-
-async fn listen(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
-}
-
-/// A plain downstream server (no telemetry) that records request headers.
-async fn downstream() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    let app = Router::new().route(
-        "/",
-        get(move |headers: HeaderMap| async move {
-            record.lock().unwrap().push(headers);
-            "ok"
-        }),
-    );
-    (listen(app).await, seen)
-}
 
 /// A service behind `layer` whose handler answers with the `tenant` baggage
 /// it was given and calls `next` with `send_traced()`.
@@ -77,7 +43,7 @@ async fn service(layer: telemetry_init::ServerLayer, next: String) -> String {
             ),
         )
         .layer(layer.baggage_allowlist(["tenant"]));
-    listen(app).await
+    common::serve(app).await
 }
 
 async fn call(base: &str, rid: &str, flags: &str) -> String {
@@ -116,7 +82,7 @@ async fn server_layer_extracts_only_the_configured_formats() {
         ("tracecontext,baggage", Propagators::W3C),
     ] {
         assert_eq!(Propagators::parse(name).unwrap(), set);
-        let (next, seen) = downstream().await;
+        let (next, seen) = common::recording_downstream().await;
         let base = service(telemetry_init::layer().propagators(set), next).await;
         let rid = format!("server-{name}");
         let body = call(&base, &rid, "01").await;
@@ -173,7 +139,7 @@ async fn send_traced_injects_only_the_configured_formats() {
     ] {
         // What `install()` does with OTEL_PROPAGATORS=<name>.
         Propagation::new(set, true).set_global();
-        let (next, seen) = downstream().await;
+        let (next, seen) = common::recording_downstream().await;
         // The server itself reads everything.
         let base = service(telemetry_init::layer().propagators(Propagators::W3C), next).await;
         let rid = format!("send-traced-{name}");
@@ -228,7 +194,7 @@ async fn tower_get(layer: ClientLayer, url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_layer_injects_only_the_configured_formats() {
     let _ = env();
-    let (next, seen) = downstream().await;
+    let (next, seen) = common::recording_downstream().await;
     // The caller's context and baggage, as a server layer would give them.
     let mut incoming = http::HeaderMap::new();
     incoming.insert("traceparent", format!("00-{TID}-{PID}-01").parse().unwrap());
@@ -276,7 +242,7 @@ async fn edge_starts_a_new_trace_linked_to_the_caller() {
     let _ = env();
     let _g = GLOBAL.lock().await;
     Propagation::new(Propagators::W3C, true).set_global();
-    let (next, seen) = downstream().await;
+    let (next, seen) = common::recording_downstream().await;
     let edge = telemetry_init::layer()
         .propagators(Propagators::W3C)
         .trust_incoming_context(false);
@@ -329,7 +295,7 @@ async fn only_defined_flag_bits_go_downstream() {
     let _ = env();
     let _g = GLOBAL.lock().await;
     Propagation::new(Propagators::W3C, true).set_global();
-    let (next, seen) = downstream().await;
+    let (next, seen) = common::recording_downstream().await;
     let base = service(telemetry_init::layer().propagators(Propagators::W3C), next).await;
     let cases = [
         ("ff", "03"),
@@ -362,7 +328,7 @@ async fn only_defined_flag_bits_go_downstream() {
 async fn layers_given_a_request_id_header_read_echo_and_forward_it() {
     let _ = env();
     let header = http::HeaderName::from_static("x-correlation-id");
-    let (next, seen) = downstream().await;
+    let (next, seen) = common::recording_downstream().await;
     let for_client = header.clone();
     let app = Router::new()
         .route(
@@ -376,7 +342,7 @@ async fn layers_given_a_request_id_header_read_echo_and_forward_it() {
             }),
         )
         .layer(telemetry_init::layer().request_id_header(header));
-    let base = listen(app).await;
+    let base = common::serve(app).await;
     let res = reqwest::Client::new()
         .get(&base)
         .header("x-correlation-id", "layer-corr-1")

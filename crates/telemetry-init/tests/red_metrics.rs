@@ -60,16 +60,7 @@ async fn middleware_metrics_are_the_entries_of_the_one_list() {
             get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
         )
         .layer(telemetry_init::layer());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve_at(app).await;
     let client = reqwest::Client::new();
     for path in ["/ok/1", "/ok/2", "/boom", "/nowhere"] {
         client

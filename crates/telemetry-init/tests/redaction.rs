@@ -5,6 +5,8 @@
 //! The policy is the default list plus a key added in code, with one key
 //! removed and one added through `TELEMETRY_REDACT_KEYS`.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -79,16 +81,7 @@ async fn no_secret_reaches_the_collector() {
     assert!(policy.is_secret_name("tenantRef"), "{policy:?}");
     assert!(!policy.is_secret_name("code"), "{policy:?}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app().into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = common::serve_at(app()).await;
 
     let res = reqwest::Client::new()
         .get(format!(

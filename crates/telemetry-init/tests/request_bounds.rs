@@ -23,17 +23,7 @@ async fn serve(layer: telemetry_init::ServerLayer) -> String {
         .route("/items/{id}", get(|| async { "item" }))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no") })
         .layer(layer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
+    common::serve(app).await
 }
 
 fn metrics_text() -> String {

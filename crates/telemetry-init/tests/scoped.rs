@@ -3,6 +3,8 @@
 //! default. These tests used to be one test binary each, because
 //! `install()` is process-global.
 
+mod common;
+
 use std::time::Duration;
 
 use telemetry_init::config::BatchSettings;
@@ -248,10 +250,7 @@ fn span_scoped_export_directives_follow_the_entered_span() {
 /// current-thread runtime), where the scoped telemetry is the default.
 #[test]
 fn with_the_sdk_disabled_the_callers_context_passes_through() {
-    use std::sync::{Arc, Mutex};
-
     use axum::Router;
-    use axum::http::HeaderMap;
     use axum::routing::get;
     use telemetry_init::http::client::TracedRequest;
 
@@ -267,23 +266,8 @@ fn with_the_sdk_disabled_the_callers_context_passes_through() {
         .build()
         .unwrap();
     rt.block_on(async {
-        async fn listen(app: Router) -> String {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-            format!("http://{addr}")
-        }
-        let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
-        let record = seen.clone();
-        let downstream = listen(Router::new().route(
-            "/",
-            get(move |headers: HeaderMap| async move {
-                record.lock().unwrap().push(headers);
-                "ok"
-            }),
-        ))
-        .await;
-        let service = listen(
+        let (downstream, seen) = common::recording_downstream().await;
+        let service = common::serve(
             Router::new()
                 .route(
                     "/",

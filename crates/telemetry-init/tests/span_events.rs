@@ -5,6 +5,8 @@
 //! own telemetry in the scoped mode (`Telemetry::set_default`) on the
 //! test's current-thread runtime, where the server and client tasks run.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -99,17 +101,7 @@ fn telemetry(receiver: &OtlpReceiver, vars: &[(&str, &str)]) -> telemetry_init::
 }
 
 async fn serve() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app().into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
+    common::serve(app()).await
 }
 
 async fn get_with(base: &str, path: &str, rid: &str) {

@@ -70,3 +70,42 @@ pub(crate) fn s<'a>(span: &'a ReceivedSpan, key: &str) -> Option<&'a str> {
 pub(crate) fn i(span: &ReceivedSpan, key: &str) -> Option<i64> {
     span.attr(key).and_then(|v| v.as_i64())
 }
+
+/// Serves `app` on a new loopback port (with the peer address available to
+/// the server layer, as `axum::serve` gives it) and returns the address.
+pub(crate) async fn serve_at(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    addr
+}
+
+/// [`serve_at`], as a base URL (`http://127.0.0.1:PORT`).
+pub(crate) async fn serve(app: axum::Router) -> String {
+    format!("http://{}", serve_at(app).await)
+}
+
+/// Every header set a recording downstream server received, in order.
+pub(crate) type Seen = std::sync::Arc<std::sync::Mutex<Vec<axum::http::HeaderMap>>>;
+
+/// A plain downstream server (no telemetry) that records the headers of
+/// every request to `/`; returns its base URL.
+pub(crate) async fn recording_downstream() -> (String, Seen) {
+    let seen: Seen = Seen::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+            record.lock().unwrap().push(headers);
+            "ok"
+        }),
+    );
+    (serve(app).await, seen)
+}
