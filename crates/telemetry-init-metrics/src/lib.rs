@@ -62,11 +62,12 @@
 //!
 //! # Cargo features
 //!
-//! * `otel-bound-instruments` (off): mirror histograms through the SDK's
-//!   experimental bound instruments (enables
-//!   `experimental_metrics_bound_instruments` on `opentelemetry` and
-//!   `opentelemetry_sdk`, which also turns on the SDK's own experimental
-//!   `otel.sdk.*` self-metrics).
+//! * `otel-bound-instruments` (off here; `telemetry-init` turns it on):
+//!   mirror histograms through the SDK's experimental bound instruments, so
+//!   the attribute set is resolved once per series, not hashed on every
+//!   record (enables `experimental_metrics_bound_instruments` on
+//!   `opentelemetry` and `opentelemetry_sdk`, which also turns on the
+//!   self-metrics of the SDK's own span and log processors).
 //!
 //! # Cardinality guard
 //!
