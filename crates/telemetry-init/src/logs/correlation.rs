@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use arrayvec::ArrayString;
 use opentelemetry::trace::TraceContextExt;
 use tracing::Subscriber;
 use tracing::dispatcher::WeakDispatch;
@@ -23,11 +24,33 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-/// The hex ids of a span, cached.
+/// The ids of a span, cached as the JSON line's fragment
+/// `,"trace_id":"<32 hex>","span_id":"<16 hex>"`: made once per span, so
+/// every line under it writes its ids in one piece, with no hex encoding
+/// and no UTF-8 check.
 #[derive(Clone, Debug)]
 pub(crate) struct TraceIds {
-    pub(crate) trace_id: [u8; 32],
-    pub(crate) span_id: [u8; 16],
+    json: ArrayString<{ TraceIds::JSON_LEN }>,
+}
+
+impl TraceIds {
+    const JSON_LEN: usize = r#","trace_id":"","span_id":"""#.len() + 32 + 16;
+
+    fn new(trace_id: [u8; 16], span_id: [u8; 8]) -> Self {
+        let mut json = ArrayString::new();
+        // Sized above to fit exactly: no push can fail.
+        let _ = json.try_push_str(r#","trace_id":""#);
+        push_hex(&mut json, &trace_id);
+        let _ = json.try_push_str(r#"","span_id":""#);
+        push_hex(&mut json, &span_id);
+        let _ = json.try_push('"');
+        Self { json }
+    }
+
+    /// `,"trace_id":"…","span_id":"…"`, to follow a JSON member.
+    pub(crate) fn json_fields(&self) -> &str {
+        &self.json
+    }
 }
 
 /// The request id recorded on a span by the request middleware (field
@@ -126,10 +149,7 @@ where
             .map(|cx| cx.span().span_context().clone())
             .filter(|sc| sc.is_valid());
         if let Some(sc) = found {
-            let ids = TraceIds {
-                trace_id: hex32(sc.trace_id().to_bytes()),
-                span_id: hex16(sc.span_id().to_bytes()),
-            };
+            let ids = TraceIds::new(sc.trace_id().to_bytes(), sc.span_id().to_bytes());
             s.extensions_mut().insert(ids.clone());
             return Some(ids);
         }
@@ -167,22 +187,11 @@ pub fn current_trace_ids() -> Option<(String, String)> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn hex32(bytes: [u8; 16]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+fn push_hex<const N: usize>(out: &mut ArrayString<N>, bytes: &[u8]) {
+    for b in bytes {
+        let _ = out.try_push(char::from(HEX[usize::from(b >> 4)]));
+        let _ = out.try_push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    out
-}
-
-fn hex16(bytes: [u8; 8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[(b >> 4) as usize];
-        out[2 * i + 1] = HEX[(b & 0xf) as usize];
-    }
-    out
 }
 
 /// The request id of the current span or its closest ancestor, when the
@@ -195,4 +204,21 @@ pub(crate) fn current_request_id() -> Option<Arc<str>> {
             request_id_of(&span)
         })
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ids_fragment_is_lowercase_hex_in_json() {
+        let ids = TraceIds::new(
+            0x0af7651916cd43dd8448eb211c80319c_u128.to_be_bytes(),
+            0x00f067aa0ba902b7_u64.to_be_bytes(),
+        );
+        assert_eq!(
+            ids.json_fields(),
+            r#","trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"00f067aa0ba902b7""#
+        );
+    }
 }

@@ -8,6 +8,7 @@
 use std::fmt::{self, Write};
 use std::sync::Arc;
 
+use arrayvec::ArrayString;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -76,11 +77,7 @@ where
             .or_else(|| ctx.lookup_current());
         if let Some(span) = span {
             if let Some(ids) = ids_of(&span, &self.dispatch) {
-                w.write_str(",\"trace_id\":\"")?;
-                w.write_str(std::str::from_utf8(&ids.trace_id).map_err(|_| fmt::Error)?)?;
-                w.write_str("\",\"span_id\":\"")?;
-                w.write_str(std::str::from_utf8(&ids.span_id).map_err(|_| fmt::Error)?)?;
-                w.write_char('"')?;
+                w.write_str(ids.json_fields())?;
             }
             if let Some(rid) = request_id_of(&span) {
                 w.write_str(",\"request_id\":")?;
@@ -96,7 +93,7 @@ where
 fn write_timestamp(w: &mut impl Write, now: std::time::SystemTime) -> fmt::Result {
     use std::cell::RefCell;
     thread_local! {
-        static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+        static SECOND: RefCell<(u64, ArrayString<19>)> = const { RefCell::new((u64::MAX, ArrayString::new_const())) };
     }
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -107,19 +104,24 @@ fn write_timestamp(w: &mut impl Write, now: std::time::SystemTime) -> fmt::Resul
         if c.0 != secs {
             let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
             let text = humantime::format_rfc3339_seconds(whole).to_string();
-            c.1.copy_from_slice(&text.as_bytes()[..19]);
+            c.1.clear();
+            let _ = c.1.try_push_str(text.get(..19).unwrap_or_default());
             c.0 = secs;
         }
-        w.write_str(std::str::from_utf8(&c.1).map_err(|_| fmt::Error)?)
+        w.write_str(&c.1)
     })?;
+    // `.micros` and the `Z`, zero-padded, in one write.
     let micros = since.subsec_micros();
-    let mut digits = [b'0'; 6];
     let mut buf = itoa::Buffer::new();
-    let formatted = buf.format(micros).as_bytes();
-    digits[6 - formatted.len()..].copy_from_slice(formatted);
-    w.write_char('.')?;
-    w.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
-    w.write_char('Z')
+    let digits = buf.format(micros);
+    let mut frac = ArrayString::<8>::new();
+    let _ = frac.try_push('.');
+    for _ in digits.len()..6 {
+        let _ = frac.try_push('0');
+    }
+    let _ = frac.try_push_str(digits);
+    let _ = frac.try_push('Z');
+    w.write_str(&frac)
 }
 
 fn level_str(level: Level) -> &'static str {
@@ -145,8 +147,8 @@ impl FieldWriter<'_, '_> {
         let name = name.strip_prefix("r#").unwrap_or(name);
         // `,"name":` in one write when the name needs no escaping (always,
         // in practice): every write is a virtual call into the line buffer.
-        if let Some(quoted) = Quoted::new(b",\"", name, b"\":") {
-            return self.w.write_str(quoted.as_str());
+        if let Some(quoted) = quoted(",\"", name, "\":") {
+            return self.w.write_str(&quoted);
         }
         self.w.write_char(',')?;
         write_json_str(self.w, name)?;
@@ -240,8 +242,8 @@ impl Visit for FieldWriter<'_, '_> {
 /// Writes `s` as a quoted JSON string.
 pub(crate) fn write_json_str(w: &mut impl Write, s: &str) -> fmt::Result {
     // Most values are short and need no escaping: one write instead of three.
-    if let Some(quoted) = Quoted::new(b"\"", s, b"\"") {
-        return w.write_str(quoted.as_str());
+    if let Some(quoted) = quoted("\"", s, "\"") {
+        return w.write_str(&quoted);
     }
     w.write_char('"')?;
     JsonEscaper(w).write_str(s)?;
@@ -270,31 +272,23 @@ fn needs_escape(s: &str) -> bool {
 
 /// `prefix` + `s` + `suffix` on the stack, for a short `s` that needs no
 /// escaping, so that it reaches the line buffer in one write.
-struct Quoted {
-    buf: [u8; Self::CAP],
-    len: usize,
+///
+/// WHY `ArrayString`: a zeroed `[u8; N]` turned back into `&str` cost a
+/// memset and a UTF-8 validation per piece, as much as the copy itself;
+/// `ArrayString` keeps the buffer uninitialised and knows it holds `str`s.
+fn quoted(prefix: &str, s: &str, suffix: &str) -> Option<ArrayString<QUOTED_CAP>> {
+    if prefix.len() + s.len() + suffix.len() > QUOTED_CAP || needs_escape(s) {
+        return None;
+    }
+    let mut q = ArrayString::new();
+    q.try_push_str(prefix).ok()?;
+    q.try_push_str(s).ok()?;
+    q.try_push_str(suffix).ok()?;
+    Some(q)
 }
 
-impl Quoted {
-    const CAP: usize = 128;
-
-    fn new(prefix: &[u8], s: &str, suffix: &[u8]) -> Option<Self> {
-        let len = prefix.len() + s.len() + suffix.len();
-        if len > Self::CAP || needs_escape(s) {
-            return None;
-        }
-        let mut buf = [0u8; Self::CAP];
-        buf[..prefix.len()].copy_from_slice(prefix);
-        buf[prefix.len()..prefix.len() + s.len()].copy_from_slice(s.as_bytes());
-        buf[prefix.len() + s.len()..len].copy_from_slice(suffix);
-        Some(Self { buf, len })
-    }
-
-    fn as_str(&self) -> &str {
-        // ASCII punctuation around a `str`: valid UTF-8 by construction.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
-}
+/// The longest piece [`quoted`] puts together.
+const QUOTED_CAP: usize = 128;
 
 /// Escapes everything written through it, so `Debug`/`Display` output is
 /// streamed into the line without an intermediate `String`.
@@ -386,12 +380,13 @@ mod tests {
 
     #[test]
     fn keys_are_written_in_one_piece_and_escaped_when_needed() {
-        let short = Quoted::new(b",\"", "http.route", b"\":").unwrap();
+        let short = quoted(",\"", "http.route", "\":").unwrap();
         assert_eq!(short.as_str(), ",\"http.route\":");
-        assert!(Quoted::new(b"\"", "a\"b", b"\"").is_none());
-        let long = "x".repeat(Quoted::CAP - 1);
-        assert!(Quoted::new(b"\"", &long, b"\"").is_none());
-        assert!(Quoted::new(b"\"", &long[2..], b"\"").is_some());
+        assert!(quoted("\"", "a\"b", "\"").is_none());
+        let long = "x".repeat(QUOTED_CAP - 1);
+        assert!(quoted("\"", &long, "\"").is_none());
+        // An exact fit is one piece.
+        assert_eq!(quoted("\"", &long[1..], "\"").unwrap().len(), QUOTED_CAP);
     }
 
     #[test]
