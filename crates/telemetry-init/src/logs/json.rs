@@ -391,20 +391,9 @@ mod tests {
 
     #[test]
     fn secret_fields_and_urls_are_redacted() {
-        use std::sync::{Arc, Mutex};
+        use std::sync::Arc;
         use tracing_subscriber::layer::SubscriberExt;
 
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         #[derive(Debug)]
         struct Failure;
         impl std::fmt::Display for Failure {
@@ -414,7 +403,7 @@ mod tests {
         }
         impl std::error::Error for Failure {}
 
-        let buf = Buf::default();
+        let buf = crate::logs::Captured::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
@@ -438,7 +427,7 @@ mod tests {
                 "fetching {url}"
             );
         });
-        let line = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line = out.text();
         for secret in ["pw1", "tok2", "hunter2", "s1", "pw3", "k3"] {
             assert!(!line.contains(secret), "{secret} in {line}");
         }

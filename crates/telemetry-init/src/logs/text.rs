@@ -43,26 +43,15 @@ pub(crate) fn text_fields(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use tracing_subscriber::layer::SubscriberExt;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logs::Captured;
 
     #[test]
     fn text_lines_are_redacted() {
-        let buf = Buf::default();
+        let buf = Captured::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::registry().with(
             tracing_subscriber::fmt::layer()
@@ -76,7 +65,7 @@ mod tests {
             let url = "http://bob:hunter2@db:5432/x?token=t1&q=1";
             tracing::warn!(user.password = "pw1", target = %url, n = 3, "fetching {url}");
         });
-        let line = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line = out.text();
         for secret in ["pw1", "hunter2", "t1"] {
             assert!(!line.contains(secret), "{secret} in {line}");
         }

@@ -156,18 +156,7 @@ impl<'a> MakeWriter<'a> for BufferedStdout {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::logs::Captured as Sink;
 
     #[test]
     fn lines_arrive_in_order_and_all_are_written_at_stop() {
@@ -179,7 +168,7 @@ mod tests {
                 .unwrap();
         }
         drop(guard);
-        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let out = sink.text();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1000);
         assert_eq!(lines[0], "line 0");
@@ -192,11 +181,11 @@ mod tests {
         let (w, guard) = BufferedStdout::start_with(sink.clone()).unwrap();
         w.make_writer().write_all(b"hello\n").unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while sink.0.lock().unwrap().is_empty() {
+        while sink.text().is_empty() {
             assert!(std::time::Instant::now() < deadline, "never flushed");
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(&*sink.0.lock().unwrap(), b"hello\n");
+        assert_eq!(sink.text(), "hello\n");
         drop(guard);
     }
 
