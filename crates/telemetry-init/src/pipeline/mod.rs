@@ -91,44 +91,22 @@ pub(crate) fn span_export(
                 move |mut batch: Vec<SpanData>, timeout: Duration| {
                     // Redacted on the batch thread, before encoding.
                     scrub_spans(&policy, &mut batch);
-                    // Encoded here, on the batch thread, in requests that fit;
-                    // the runtime only sends (and re-encodes halves only if the
-                    // collector still refuses one as too large).
-                    let mut fitted = fit::Fitted::default();
-                    fit::encode_to_fit(
-                        &batch,
-                        0..batch.len(),
+                    let resource = resource.clone();
+                    let mut again: Option<exporters::SpanBody> = None;
+                    encode_and_send(
+                        batch,
+                        timeout,
                         max_request_bytes,
                         &mut |run: &[SpanData]| body.encode_run(run),
-                        &mut fitted,
-                    );
-                    let runs = fitted
-                        .requests
-                        .into_iter()
-                        .map(|(r, b)| (r, Some(b)))
-                        .collect();
-                    let too_large = fitted.too_large as u64;
-                    let client = Arc::clone(&client);
-                    let resource = resource.clone();
-                    let started = std::time::Instant::now();
-                    Export::Spawn(
-                        handle.clone(),
-                        Box::pin(async move {
-                            let mut again: Option<exporters::SpanBody> = None;
-                            fit::send_runs(runs, too_large, |run, ready| {
-                                let body = ready.unwrap_or_else(|| {
-                                    again
-                                        .get_or_insert_with(|| {
-                                            exporters::SpanBody::new(protocol, &resource)
-                                        })
-                                        .encode_run(&batch[run])
-                                });
-                                let budget = timeout.saturating_sub(started.elapsed());
-                                let client = Arc::clone(&client);
-                                async move { client.export(body, budget).await }
-                            })
-                            .await
-                        }),
+                        move |run: &[SpanData]| {
+                            again
+                                .get_or_insert_with(|| {
+                                    exporters::SpanBody::new(protocol, &resource)
+                                })
+                                .encode_run(run)
+                        },
+                        &client,
+                        &handle,
                     )
                 },
             ))
@@ -163,41 +141,67 @@ pub(crate) fn log_export(
             Some(Box::new(
                 move |mut batch: Vec<LogItem>, timeout: Duration| {
                     scrub_logs(&policy, &mut batch);
-                    let mut fitted = fit::Fitted::default();
-                    fit::encode_to_fit(
-                        &batch,
-                        0..batch.len(),
+                    let again = Arc::clone(&resource);
+                    encode_and_send(
+                        batch,
+                        timeout,
                         max_request_bytes,
                         &mut |run: &[LogItem]| exporters::encode_logs(protocol, &resource, run),
-                        &mut fitted,
-                    );
-                    let runs = fitted
-                        .requests
-                        .into_iter()
-                        .map(|(r, b)| (r, Some(b)))
-                        .collect();
-                    let too_large = fitted.too_large as u64;
-                    let client = Arc::clone(&client);
-                    let resource = Arc::clone(&resource);
-                    let started = std::time::Instant::now();
-                    Export::Spawn(
-                        handle.clone(),
-                        Box::pin(async move {
-                            fit::send_runs(runs, too_large, |run, ready| {
-                                let body = ready.unwrap_or_else(|| {
-                                    exporters::encode_logs(protocol, &resource, &batch[run])
-                                });
-                                let budget = timeout.saturating_sub(started.elapsed());
-                                let client = Arc::clone(&client);
-                                async move { client.export(body, budget).await }
-                            })
-                            .await
-                        }),
+                        move |run: &[LogItem]| exporters::encode_logs(protocol, &again, run),
+                        &client,
+                        &handle,
                     )
                 },
             ))
         }
     })
+}
+
+/// One OTLP export of a batch: encoded here, on the batch thread, in
+/// requests of at most `max_request_bytes` (`encode` may reuse its
+/// buffers); sent on the export runtime, which re-encodes (`reencode`) only
+/// the halves of a request the collector still refused as too large.
+fn encode_and_send<T, R>(
+    batch: Vec<T>,
+    timeout: Duration,
+    max_request_bytes: usize,
+    encode: &mut impl FnMut(&[T]) -> bytes::Bytes,
+    mut reencode: R,
+    client: &Arc<exporters::OtlpClient>,
+    handle: &Handle,
+) -> Export
+where
+    T: Send + Sync + 'static,
+    R: FnMut(&[T]) -> bytes::Bytes + Send + 'static,
+{
+    let mut fitted = fit::Fitted::default();
+    fit::encode_to_fit(
+        &batch,
+        0..batch.len(),
+        max_request_bytes,
+        encode,
+        &mut fitted,
+    );
+    let runs = fitted
+        .requests
+        .into_iter()
+        .map(|(r, b)| (r, Some(b)))
+        .collect();
+    let too_large = fitted.too_large as u64;
+    let client = Arc::clone(client);
+    let started = std::time::Instant::now();
+    Export::Spawn(
+        handle.clone(),
+        Box::pin(async move {
+            fit::send_runs(runs, too_large, |run, ready| {
+                let body = ready.unwrap_or_else(|| reencode(&batch[run]));
+                let budget = timeout.saturating_sub(started.elapsed());
+                let client = Arc::clone(&client);
+                async move { client.export(body, budget).await }
+            })
+            .await
+        }),
+    )
 }
 
 /// The redaction policy applied on the batch thread, off the request path.
