@@ -316,21 +316,13 @@ impl PushMetricExporter for RuntimeMetricExporter {
                 encode_metrics(protocol, &subset(&request, run))
             }
         };
-        let mut fitted = fit::Fitted::default();
-        fit::encode_to_fit(
+        let (runs, too_large) = fit::fit_runs(
             &points,
-            0..points.len(),
             self.max_request_bytes,
             &mut |run: &[PointRef]| encode(run),
-            &mut fitted,
         );
-        let runs = fitted
-            .requests
-            .into_iter()
-            .map(|(r, b)| (r, Some(b)))
-            .collect();
         let result = runtime::block_on(&self.handle, async {
-            let sent = fit::send_runs(runs, fitted.too_large as u64, |run, ready| {
+            let sent = fit::send_runs(runs, too_large, |run, ready| {
                 let body = ready.unwrap_or_else(|| encode(&points[run]));
                 let budget = self.timeout.saturating_sub(started.elapsed());
                 self.client.export(body, budget)

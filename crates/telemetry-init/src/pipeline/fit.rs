@@ -22,11 +22,29 @@ pub(crate) type Run = (Range<usize>, Option<Bytes>);
 
 /// A batch cut into requests that each fit.
 #[derive(Debug, Default)]
-pub(crate) struct Fitted {
+struct Fitted {
     /// Consecutive runs of the batch, with their encoded request.
-    pub(crate) requests: Vec<(Range<usize>, Bytes)>,
+    requests: Vec<(Range<usize>, Bytes)>,
     /// How many items could not fit even alone (dropped).
-    pub(crate) too_large: usize,
+    too_large: usize,
+}
+
+/// All of `items` as runs for [`send_runs`], each already encoded in a
+/// request of at most `max` bytes (see [`encode_to_fit`]), and how many
+/// items could not fit even alone.
+pub(crate) fn fit_runs<T>(
+    items: &[T],
+    max: usize,
+    encode: &mut impl FnMut(&[T]) -> Bytes,
+) -> (Vec<Run>, u64) {
+    let mut fitted = Fitted::default();
+    encode_to_fit(items, 0..items.len(), max, encode, &mut fitted);
+    let runs = fitted
+        .requests
+        .into_iter()
+        .map(|(r, b)| (r, Some(b)))
+        .collect();
+    (runs, fitted.too_large as u64)
 }
 
 /// Encodes `items[range]` as requests of at most `max` bytes each: the whole
@@ -35,7 +53,7 @@ pub(crate) struct Fitted {
 ///
 /// The cost of a batch that does not fit is one more encoding per halving
 /// level (log2 of the batch size at most).
-pub(crate) fn encode_to_fit<T>(
+fn encode_to_fit<T>(
     items: &[T],
     range: Range<usize>,
     max: usize,

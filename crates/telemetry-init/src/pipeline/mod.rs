@@ -174,20 +174,7 @@ where
     T: Send + Sync + 'static,
     R: FnMut(&[T]) -> bytes::Bytes + Send + 'static,
 {
-    let mut fitted = fit::Fitted::default();
-    fit::encode_to_fit(
-        &batch,
-        0..batch.len(),
-        max_request_bytes,
-        encode,
-        &mut fitted,
-    );
-    let runs = fitted
-        .requests
-        .into_iter()
-        .map(|(r, b)| (r, Some(b)))
-        .collect();
-    let too_large = fitted.too_large as u64;
+    let (runs, too_large) = fit::fit_runs(&batch, max_request_bytes, encode);
     let client = Arc::clone(client);
     let started = std::time::Instant::now();
     Export::Spawn(
