@@ -14,14 +14,11 @@ use telemetry_init::http::{ClientLayer, Propagation, Propagators, RequestBaggage
 use telemetry_init_testing::ReceivedSpan;
 use tower::ServiceExt;
 
-use common::s;
+use common::{PID, TID, call, s};
 
 fn env() -> &'static common::Env {
     common::env("propagation-test")
 }
-
-const TID: &str = "0af7651916cd43dd8448eb211c80319c";
-const PID: &str = "b7ad6b7169203331";
 
 /// A service behind `layer` whose handler answers with the `tenant` baggage
 /// it was given and calls `next` with `send_traced()`.
@@ -44,20 +41,6 @@ async fn service(layer: telemetry_init::ServerLayer, next: String) -> String {
         )
         .layer(layer.baggage_allowlist(["tenant"]));
     common::serve(app).await
-}
-
-async fn call(base: &str, rid: &str, flags: &str) -> String {
-    let res = reqwest::Client::new()
-        .get(base)
-        .header("x-request-id", rid)
-        .header("traceparent", format!("00-{TID}-{PID}-{flags}"))
-        .header("tracestate", "congo=t61rcWkgMzE")
-        .header("baggage", "tenant=acme")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.text().await.unwrap()
 }
 
 async fn span_for(rid: &str) -> ReceivedSpan {

@@ -283,22 +283,14 @@ fn with_the_sdk_disabled_the_callers_context_passes_through() {
                 .layer(telemetry_init::layer()),
         )
         .await;
-        let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-        let res = reqwest::Client::new()
-            .get(&service)
-            .header("traceparent", traceparent)
-            .header("tracestate", "congo=t61rcWkgMzE")
-            .header("baggage", "tenant=acme")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        common::call(&service, "rid-sdk-off", "01").await;
+        let traceparent = format!("00-{}-{}-01", common::TID, common::PID);
         reqwest::Client::new().get(&service).send().await.unwrap();
 
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
         let h = |i: usize, name: &str| seen[i].get(name).map(|v| v.to_str().unwrap().to_string());
-        assert_eq!(h(0, "traceparent").as_deref(), Some(traceparent));
+        assert_eq!(h(0, "traceparent"), Some(traceparent));
         assert_eq!(h(0, "tracestate").as_deref(), Some("congo=t61rcWkgMzE"));
         assert_eq!(h(0, "baggage").as_deref(), Some("tenant=acme"));
         // No caller's context, no SDK: nothing to forward (but the request id).

@@ -109,3 +109,24 @@ pub(crate) async fn recording_downstream() -> (String, Seen) {
     );
     (serve(app).await, seen)
 }
+
+/// The caller's trace and span ids that [`call`] sends.
+pub(crate) const TID: &str = "0af7651916cd43dd8448eb211c80319c";
+pub(crate) const PID: &str = "b7ad6b7169203331";
+
+/// A GET of `base` as a traced caller would send it: request id `rid`,
+/// `traceparent` with [`TID`], [`PID`] and `flags`, a `tracestate` and the
+/// baggage `tenant=acme`. Expects 200; returns the body.
+pub(crate) async fn call(base: &str, rid: &str, flags: &str) -> String {
+    let res = reqwest::Client::new()
+        .get(base)
+        .header("x-request-id", rid)
+        .header("traceparent", format!("00-{TID}-{PID}-{flags}"))
+        .header("tracestate", "congo=t61rcWkgMzE")
+        .header("baggage", "tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
